@@ -1,0 +1,61 @@
+#pragma once
+/// \file detail/dilation.hpp
+/// Turns strides into dilation past a target output stride (the timm / TF-slim rule).
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace mobilenet::detail {
+
+/// Stride and dilation one block gets.
+struct BlockGeometry {
+  int64_t stride = 1;
+  int64_t dilation = 1;
+};
+
+/// Walks the network's blocks in order. Once the accumulated stride would exceed
+/// `output_stride`, a block's stride becomes 1 and every *later* block's dilation is
+/// multiplied by the stride that was dropped; the block that drops it keeps the previous
+/// dilation, since its own input still has the previous resolution.
+class StridePlanner {
+ public:
+  StridePlanner(int64_t output_stride, int64_t stem_stride)
+      : output_stride_(output_stride), current_stride_(stem_stride) {}
+
+  BlockGeometry next(int64_t stride) {
+    BlockGeometry g{stride, current_dilation_};
+    if (stride > 1) {
+      if (current_stride_ * stride > output_stride_) {
+        g.stride = 1;
+        current_dilation_ *= stride;
+      } else {
+        current_stride_ *= stride;
+      }
+    }
+    return g;
+  }
+
+ private:
+  int64_t output_stride_;
+  int64_t current_stride_;
+  int64_t current_dilation_ = 1;
+};
+
+inline void check_output_stride(const char* model, int64_t output_stride) {
+  TORCH_CHECK(output_stride == 8 || output_stride == 16 || output_stride == 32, model,
+              ": output_stride must be 8, 16 or 32, got ", output_stride);
+}
+
+/// torchvision's _make_divisible: round to the nearest multiple of `divisor`, never below
+/// `divisor`, never more than 10% below `value`.
+inline int64_t make_divisible(double value, int64_t divisor) {
+  int64_t rounded = std::max<int64_t>(
+      divisor, static_cast<int64_t>(value + divisor / 2.0) / divisor * divisor);
+  if (static_cast<double>(rounded) < 0.9 * value) {
+    rounded += divisor;
+  }
+  return rounded;
+}
+
+}  // namespace mobilenet::detail

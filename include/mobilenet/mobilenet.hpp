@@ -1,0 +1,14 @@
+#pragma once
+/// \file mobilenet.hpp
+/// Everything in the library. Include single headers to compile less.
+
+#include <mobilenet/activation.hpp>
+#include <mobilenet/conv_bn_act.hpp>
+#include <mobilenet/depthwise_separable.hpp>
+#include <mobilenet/init.hpp>
+#include <mobilenet/inverted_residual.hpp>
+#include <mobilenet/mobilenet_v1.hpp>
+#include <mobilenet/mobilenet_v2.hpp>
+#include <mobilenet/sample.hpp>
+#include <mobilenet/summary.hpp>
+#include <mobilenet/weights.hpp>

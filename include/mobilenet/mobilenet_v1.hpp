@@ -1,0 +1,127 @@
+#pragma once
+/// \file mobilenet_v1.hpp
+/// MobileNetV1 (Howard et al., 2017): stem conv + 13 depthwise-separable blocks + pool + FC.
+
+#include <mobilenet/conv_bn_act.hpp>
+#include <mobilenet/depthwise_separable.hpp>
+#include <mobilenet/detail/dilation.hpp>
+#include <mobilenet/detail/forward_recorder.hpp>
+#include <mobilenet/init.hpp>
+
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace mobilenet {
+
+/// A run of n depthwise-separable blocks with c output channels, the first with stride s.
+struct DepthwiseSeparableStage {
+  int64_t c;
+  int64_t n;
+  int64_t s;
+};
+
+/// The paper's 13 blocks, grouped into stages.
+inline std::vector<DepthwiseSeparableStage> mobilenet_v1_stages() {
+  return {
+      // c, n, s
+      {64, 1, 1},
+      {128, 2, 2},
+      {256, 2, 2},
+      {512, 6, 2},
+      {1024, 2, 2},
+  };
+}
+
+/// Options for MobileNetV1.
+/// Example: `MobileNetV1Options().num_classes(80).width_mult(0.5)`.
+struct MobileNetV1Options {
+  /// Default 1000.
+  TORCH_ARG(int64_t, num_classes) = 1000;
+  /// Channel multiplier (the paper's alpha); channels rounded to round_nearest. Default 1.0.
+  TORCH_ARG(double, width_mult) = 1.0;
+  /// Default 8.
+  TORCH_ARG(int64_t, round_nearest) = 8;
+  /// Default mobilenet_v1_stages().
+  TORCH_ARG(std::vector<DepthwiseSeparableStage>, stages) = mobilenet_v1_stages();
+  /// 32, 16 or 8, as for MobileNetV2. Default 32.
+  TORCH_ARG(int64_t, output_stride) = 32;
+  /// Optional extra dilation per stage; empty = all 1.
+  TORCH_ARG(std::vector<int64_t>, stage_dilations) = {};
+  /// Dropout before the Linear; default 0.2 (as MobileNetV2, so training code treats both alike).
+  TORCH_ARG(double, dropout) = 0.2;
+};
+
+/// MobileNetV1 with members `features` (stem + blocks) and `classifier` (Dropout, Linear),
+/// named like MobileNetV2 so the same code can freeze or replace either part.
+class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
+ public:
+  explicit MobileNetV1Impl(MobileNetV1Options options = {}) : options(std::move(options)) {
+    reset();
+  }
+
+  void reset() override {
+    const auto& o = options;
+    TORCH_CHECK(o.num_classes() > 0, "MobileNetV1: num_classes must be > 0, got ",
+                o.num_classes());
+    TORCH_CHECK(o.width_mult() > 0, "MobileNetV1: width_mult must be > 0, got ",
+                o.width_mult());
+    TORCH_CHECK(o.dropout() >= 0 && o.dropout() < 1,
+                "MobileNetV1: dropout must be in [0, 1), got ", o.dropout());
+    TORCH_CHECK(o.stage_dilations().empty() || o.stage_dilations().size() == o.stages().size(),
+                "MobileNetV1: stage_dilations must have one entry per stage (",
+                o.stages().size(), "), got ", o.stage_dilations().size());
+    detail::check_output_stride("MobileNetV1", o.output_stride());
+
+    constexpr int64_t kStemStride = 2;
+    int64_t channels = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
+    torch::nn::Sequential layers;
+    layers->push_back(
+        ConvBnAct<ReLU>(ConvBnActOptions(3, channels).stride(kStemStride)));
+    detail::StridePlanner planner(o.output_stride(), kStemStride);
+    for (size_t i = 0; i < o.stages().size(); ++i) {
+      const auto& stage = o.stages()[i];
+      TORCH_CHECK(stage.n > 0 && stage.c > 0 && (stage.s == 1 || stage.s == 2),
+                  "MobileNetV1: stage ", i, " (c=", stage.c, ", n=", stage.n, ", s=", stage.s,
+                  ") needs c > 0, n > 0, s in {1, 2}");
+      const int64_t extra = o.stage_dilations().empty() ? 1 : o.stage_dilations()[i];
+      TORCH_CHECK(extra >= 1, "MobileNetV1: stage_dilations[", i, "] must be >= 1, got ",
+                  extra);
+      const int64_t out =
+          detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
+                                 o.round_nearest());
+      for (int64_t j = 0; j < stage.n; ++j) {
+        const auto g = planner.next(j == 0 ? stage.s : 1);
+        layers->push_back(DepthwiseSeparable<>(DepthwiseSeparableOptions(channels, out)
+                                                   .stride(g.stride)
+                                                   .dilation(g.dilation * extra)));
+        channels = out;
+      }
+    }
+    features = register_module("features", layers);
+    classifier = register_module(
+        "classifier", torch::nn::Sequential(torch::nn::Dropout(o.dropout()),
+                                            torch::nn::Linear(channels, o.num_classes())));
+    init_model(*this, InitPolicy::torchvision());
+  }
+
+  torch::Tensor forward_features(torch::Tensor x) { return detail::call(features, std::move(x)); }
+
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::adaptive_avg_pool2d(forward_features(std::move(x)), {1, 1}).flatten(1);
+    return detail::call(classifier, std::move(x));
+  }
+
+  void pretty_print(std::ostream& stream) const override {
+    stream << "mobilenet::MobileNetV1(num_classes=" << options.num_classes()
+           << ", width_mult=" << options.width_mult()
+           << ", output_stride=" << options.output_stride() << ")";
+  }
+
+  MobileNetV1Options options;
+  torch::nn::Sequential features{nullptr};
+  torch::nn::Sequential classifier{nullptr};
+};
+TORCH_MODULE(MobileNetV1);
+
+}  // namespace mobilenet

@@ -1,0 +1,156 @@
+#pragma once
+/// \file mobilenet_v2.hpp
+/// MobileNetV2 (Sandler et al., 2018) with torchvision's layout and an output-stride option.
+
+#include <mobilenet/conv_bn_act.hpp>
+#include <mobilenet/detail/dilation.hpp>
+#include <mobilenet/detail/forward_recorder.hpp>
+#include <mobilenet/init.hpp>
+#include <mobilenet/inverted_residual.hpp>
+
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace mobilenet {
+
+/// One stage of inverted residual blocks: expansion t, output channels c, repeats n, stride s
+/// of the first block.
+struct InvertedResidualStage {
+  double t;
+  int64_t c;
+  int64_t n;
+  int64_t s;
+};
+
+/// The table of MobileNetV2's paper and torchvision.
+inline std::vector<InvertedResidualStage> mobilenet_v2_stages() {
+  return {
+      // t, c, n, s
+      {1, 16, 1, 1},
+      {6, 24, 2, 2},
+      {6, 32, 3, 2},
+      {6, 64, 4, 2},
+      {6, 96, 3, 1},
+      {6, 160, 3, 2},
+      {6, 320, 1, 1},
+  };
+}
+
+/// Options for MobileNetV2; defaults are torchvision's `mobilenet_v2()`.
+/// Example: `MobileNetV2Options().num_classes(80).output_stride(16)`.
+struct MobileNetV2Options {
+  /// Default 1000.
+  TORCH_ARG(int64_t, num_classes) = 1000;
+  /// Channel multiplier; default 1.0.
+  TORCH_ARG(double, width_mult) = 1.0;
+  /// Channels are rounded to a multiple of this; default 8.
+  TORCH_ARG(int64_t, round_nearest) = 8;
+  /// Block table (t, c, n, s per stage); default mobilenet_v2_stages().
+  TORCH_ARG(std::vector<InvertedResidualStage>, stages) = mobilenet_v2_stages();
+  /// 32 (no dilation), 16 or 8: later strides become dilation. Default 32.
+  TORCH_ARG(int64_t, output_stride) = 32;
+  /// Optional extra dilation per stage (one entry per table row, multiplies the dilation the
+  /// output stride gives). Empty = all 1. Enlarges the receptive field of late stages without
+  /// changing the output stride.
+  TORCH_ARG(std::vector<int64_t>, stage_dilations) = {};
+  /// Dropout before the classifier's Linear; default 0.2.
+  TORCH_ARG(double, dropout) = 0.2;
+  /// Width of the last 1x1 conv before width_mult; default 1280.
+  TORCH_ARG(int64_t, last_channel) = 1280;
+};
+
+/// MobileNetV2. Parameter and buffer names equal torchvision's (`features.0.0.weight`,
+/// `features.1.conv.0.0.weight`, ..., `classifier.1.bias`). forward() returns logits.
+/// Example: `MobileNetV2 model(MobileNetV2Options().num_classes(80));`
+class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
+ public:
+  explicit MobileNetV2Impl(MobileNetV2Options options = {}) : options(std::move(options)) {
+    reset();
+  }
+
+  void reset() override {
+    const auto& o = options;
+    TORCH_CHECK(o.num_classes() > 0, "MobileNetV2: num_classes must be > 0, got ",
+                o.num_classes());
+    TORCH_CHECK(o.width_mult() > 0, "MobileNetV2: width_mult must be > 0, got ",
+                o.width_mult());
+    TORCH_CHECK(o.round_nearest() > 0, "MobileNetV2: round_nearest must be > 0, got ",
+                o.round_nearest());
+    TORCH_CHECK(o.dropout() >= 0 && o.dropout() < 1,
+                "MobileNetV2: dropout must be in [0, 1), got ", o.dropout());
+    TORCH_CHECK(!o.stages().empty(), "MobileNetV2: stages must not be empty");
+    TORCH_CHECK(o.stage_dilations().empty() || o.stage_dilations().size() == o.stages().size(),
+                "MobileNetV2: stage_dilations must have one entry per stage (",
+                o.stages().size(), "), got ", o.stage_dilations().size());
+    detail::check_output_stride("MobileNetV2", o.output_stride());
+
+    constexpr int64_t kStemStride = 2;  // the 3x3 stem conv halves the input
+    int64_t input_channel = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
+    const int64_t last = detail::make_divisible(
+        static_cast<double>(o.last_channel()) * std::max(1.0, o.width_mult()),
+        o.round_nearest());
+
+    torch::nn::Sequential layers;
+    layers->push_back(ConvBnAct<>(ConvBnActOptions(3, input_channel).stride(kStemStride)));
+    detail::StridePlanner planner(o.output_stride(), kStemStride);
+    for (size_t i = 0; i < o.stages().size(); ++i) {
+      const auto& stage = o.stages()[i];
+      TORCH_CHECK(stage.n > 0 && stage.c > 0 && stage.t >= 1 && (stage.s == 1 || stage.s == 2),
+                  "MobileNetV2: stage ", i, " (t=", stage.t, ", c=", stage.c, ", n=", stage.n,
+                  ", s=", stage.s, ") needs t >= 1, c > 0, n > 0, s in {1, 2}");
+      const int64_t extra = o.stage_dilations().empty() ? 1 : o.stage_dilations()[i];
+      TORCH_CHECK(extra >= 1, "MobileNetV2: stage_dilations[", i, "] must be >= 1, got ",
+                  extra);
+      const int64_t output_channel =
+          detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
+                                 o.round_nearest());
+      for (int64_t j = 0; j < stage.n; ++j) {
+        const auto g = planner.next(j == 0 ? stage.s : 1);
+        layers->push_back(InvertedResidual<>(InvertedResidualOptions(input_channel, output_channel)
+                                                 .stride(g.stride)
+                                                 .dilation(g.dilation * extra)
+                                                 .expand_ratio(stage.t)));
+        input_channel = output_channel;
+      }
+    }
+    layers->push_back(ConvBnAct<>(ConvBnActOptions(input_channel, last).kernel_size(1)));
+    features = register_module("features", layers);
+    classifier = register_module(
+        "classifier", torch::nn::Sequential(torch::nn::Dropout(o.dropout()),
+                                            torch::nn::Linear(last, o.num_classes())));
+    // Initialized like torchvision's constructor; init_model() switches policy.
+    init_model(*this, InitPolicy::torchvision());
+  }
+
+  /// Backbone output: N x last_channel x H/output_stride x W/output_stride.
+  torch::Tensor forward_features(torch::Tensor x) { return detail::call(features, std::move(x)); }
+
+  /// Logits, N x num_classes (no sigmoid: losses take logits).
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::adaptive_avg_pool2d(forward_features(std::move(x)), {1, 1}).flatten(1);
+    return detail::call(classifier, std::move(x));
+  }
+
+  void pretty_print(std::ostream& stream) const override {
+    stream << "mobilenet::MobileNetV2(num_classes=" << options.num_classes()
+           << ", width_mult=" << options.width_mult()
+           << ", output_stride=" << options.output_stride() << ")";
+  }
+
+  MobileNetV2Options options;
+  torch::nn::Sequential features{nullptr};
+  torch::nn::Sequential classifier{nullptr};
+};
+TORCH_MODULE(MobileNetV2);
+
+/// The seed model's architecture: MobileNetV2 for COCO's 80 classes, output stride 16
+/// (dilated last stages), trained at 3x256x256.
+inline MobileNetV2Options seed_model_options() {
+  return MobileNetV2Options().num_classes(80).output_stride(16);
+}
+
+/// Input size the seed model was designed for (C, H, W).
+inline std::vector<int64_t> seed_input_shape() { return {3, 256, 256}; }
+
+}  // namespace mobilenet

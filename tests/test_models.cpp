@@ -1,0 +1,221 @@
+// MobileNetV2 / V1: counts, layout, torchvision names and numerical parity, summary, weights.
+#include <doctest/doctest.h>
+#include <mobilenet/mobilenet.hpp>
+
+#include <fstream>
+
+#include "support.hpp"
+
+using namespace mobilenet;
+using mobilenet::test::relative_error;
+using mobilenet::test::run_python;
+using mobilenet::test::TempDir;
+
+namespace {
+int64_t count_params(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+int64_t count_leaves(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& c : m.modules(false)) n += c->children().empty();
+  return n;
+}
+torch::Tensor tensor_from(const std::string& path, const std::string& key) {
+  for (auto& [name, t] : read_weights(path)) {
+    if (name == key) return t;
+  }
+  FAIL("no '" << key << "' in " << path);
+  return {};
+}
+// (stride, dilation) of each InvertedResidual's depthwise conv, features.1 .. features.17.
+std::vector<std::pair<int64_t, int64_t>> layout(MobileNetV2& model) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (size_t i = 1; i + 1 < model->features->size(); ++i) {
+    auto block = model->features->ptr(i)->as<InvertedResidualImpl<>>();
+    REQUIRE(block != nullptr);
+    out.emplace_back(block->options.stride(), block->options.dilation());
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("MobileNetV2 and V1 have the published parameter and layer counts") {
+  for (int64_t os : {32, 16, 8}) {
+    MobileNetV2 seed(MobileNetV2Options().num_classes(80).output_stride(os));
+    CHECK(count_params(*seed) == 2326352);
+    CHECK(count_leaves(*seed) == 141);
+  }
+  CHECK(count_params(*MobileNetV2()) == 3504872);
+  CHECK(count_params(*MobileNetV1()) == 4231976);
+  MobileNetV2 seed(seed_model_options());
+  CHECK(seed->options.output_stride() == 16);
+  CHECK(seed->options.num_classes() == 80);
+}
+
+TEST_CASE("output stride 16 and 8 replace strides by dilation, the first block keeping the old one") {
+  using L = std::vector<std::pair<int64_t, int64_t>>;
+  // features.1 .. features.17: stages 16x1, 24x2, 32x3, 64x4, 96x3, 160x3, 320x1.
+  MobileNetV2 os32(MobileNetV2Options().output_stride(32));
+  CHECK(layout(os32) == L{{1, 1}, {2, 1}, {1, 1}, {2, 1}, {1, 1}, {1, 1}, {2, 1}, {1, 1}, {1, 1},
+                          {1, 1}, {1, 1}, {1, 1}, {1, 1}, {2, 1}, {1, 1}, {1, 1}, {1, 1}});
+  MobileNetV2 os16(MobileNetV2Options().output_stride(16));
+  CHECK(layout(os16) == L{{1, 1}, {2, 1}, {1, 1}, {2, 1}, {1, 1}, {1, 1}, {2, 1}, {1, 1}, {1, 1},
+                          {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 2}, {1, 2}, {1, 2}});
+  MobileNetV2 os8(MobileNetV2Options().output_stride(8));
+  CHECK(layout(os8) == L{{1, 1}, {2, 1}, {1, 1}, {2, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 2}, {1, 2},
+                         {1, 2}, {1, 2}, {1, 2}, {1, 2}, {1, 2}, {1, 4}, {1, 4}, {1, 4}});
+  // Explicit per-stage dilation multiplies, without changing the output stride.
+  MobileNetV2 wide(MobileNetV2Options().output_stride(16).stage_dilations({1, 1, 1, 1, 1, 2, 3}));
+  auto l = layout(wide);
+  CHECK(l[13] == std::pair<int64_t, int64_t>{1, 2});  // features.14 keeps 1, x2
+  CHECK(l[14] == std::pair<int64_t, int64_t>{1, 4});
+  CHECK(l[16] == std::pair<int64_t, int64_t>{1, 6});
+  torch::NoGradGuard g;
+  wide->eval();
+  CHECK(wide->forward_features(torch::zeros({1, 3, 64, 64})).sizes() ==
+        torch::IntArrayRef({1, 1280, 4, 4}));
+}
+
+TEST_CASE("forward gives logits and forward_features the backbone map at the output stride") {
+  torch::manual_seed(0);
+  for (int64_t os : {32, 16, 8}) {
+    MobileNetV2 model(MobileNetV2Options().num_classes(5).output_stride(os));
+    auto x = torch::randn({2, 3, 64, 64}, torch::requires_grad());
+    CHECK(model->forward_features(x).sizes() == torch::IntArrayRef({2, 1280, 64 / os, 64 / os}));
+    auto y = model(x);
+    CHECK(y.sizes() == torch::IntArrayRef({2, 5}));
+    y.sum().backward();
+    CHECK(x.grad().sizes() == x.sizes());
+    for (auto& p : model->parameters()) {
+      REQUIRE(p.grad().defined());
+      CHECK(p.grad().sizes() == p.sizes());
+    }
+  }
+  MobileNetV1 v1(MobileNetV1Options().num_classes(7).output_stride(16).width_mult(0.5));
+  auto x = torch::randn({2, 3, 64, 64});
+  CHECK(v1->forward_features(x).sizes() == torch::IntArrayRef({2, 512, 4, 4}));
+  auto y = v1(x);
+  CHECK(y.sizes() == torch::IntArrayRef({2, 7}));
+  y.sum().backward();
+  CHECK_THROWS_WITH_AS(MobileNetV2(MobileNetV2Options().output_stride(4)),
+                       doctest::Contains("output_stride must be 8, 16 or 32, got 4"), c10::Error);
+}
+
+TEST_CASE("width_mult rounds channels like torchvision's _make_divisible") {
+  MobileNetV2 half(MobileNetV2Options().width_mult(0.5).num_classes(10));
+  auto stem = half->features->ptr(0)->as<ConvBnActImpl<>>();
+  CHECK(stem->options.out_channels() == 16);
+  auto last = half->features->ptr(18)->as<ConvBnActImpl<>>();
+  CHECK(last->options.out_channels() == 1280);  // never below last_channel
+  MobileNetV2 wide(MobileNetV2Options().width_mult(1.4).num_classes(10));
+  CHECK(wide->features->ptr(18)->as<ConvBnActImpl<>>()->options.out_channels() == 1792);
+}
+
+TEST_CASE("state_dict names equal torchvision's mobilenet_v2 keys, in order") {
+  TempDir dir("names");
+  REQUIRE(run_python("torchvision_ref.py", "keys 80 " + dir / "keys.txt") == 0);
+  std::ifstream in(dir / "keys.txt");
+  std::vector<std::string> expected;
+  for (std::string line; std::getline(in, line);) expected.push_back(line);
+  std::vector<std::string> ours;
+  for (auto& [name, t] : state_dict(*MobileNetV2(seed_model_options()))) ours.push_back(name);
+  REQUIRE(expected.size() == 314);
+  CHECK(ours == expected);
+}
+
+TEST_CASE("torchvision weights give torchvision's logits; our weights give torchvision ours") {
+  TempDir dir("parity");
+  const auto w = dir / "tv.pt", x = dir / "x.pt", y = dir / "y.pt";
+  REQUIRE(run_python("torchvision_ref.py", "export 80 7 " + w + " " + x + " " + y) == 0);
+  auto input = tensor_from(x, "input");
+
+  SUBCASE("Python -> C++ at output stride 32, and back to Python unchanged") {
+    MobileNetV2 model(MobileNetV2Options().num_classes(80));
+    auto report = load_weights(*model, w);
+    CHECK(report.complete());
+    CHECK(report.loaded == 314);
+    model->eval();
+    torch::NoGradGuard g;
+    CHECK(relative_error(model(input), tensor_from(y, "logits")) <= 1e-5);
+    save_weights(*model, dir / "back.pt");
+    CHECK(run_python("torchvision_ref.py", "same " + w + " " + dir / "back.pt") == 0);
+  }
+  SUBCASE("C++ -> Python at output strides 32, 16, 8 (dilation rule re-implemented in Python)") {
+    for (int64_t os : {32, 16, 8}) {
+      CAPTURE(os);
+      MobileNetV2 model(MobileNetV2Options().num_classes(80).output_stride(os));
+      load_weights(*model, w);  // random torchvision weights incl. BN statistics
+      model->eval();
+      torch::NoGradGuard g;
+      auto ours = model(input);
+      save_weights(*model, dir / "ours.pt");
+      REQUIRE(run_python("torchvision_ref.py", "logits 80 " + std::to_string(os) + " " +
+                                                   dir / "ours.pt " + x + " " + dir / "out.pt") ==
+              0);
+      CHECK(relative_error(ours, tensor_from(dir / "out.pt", "logits")) <= 1e-5);
+    }
+  }
+}
+
+TEST_CASE("load_weights is strict by default and reports every mismatch; non-strict skips them") {
+  TempDir dir("strict");
+  MobileNetV2 source(MobileNetV2Options().num_classes(80));
+  save_weights(*source, dir / "w.pt");
+  MobileNetV2 other(MobileNetV2Options().num_classes(10));
+  auto before = other->classifier->parameters()[0].clone();
+  try {
+    load_weights(*other, dir / "w.pt");
+    FAIL("strict load of a mismatched classifier did not throw");
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("classifier.1.weight: file [80, 1280] vs model [10, 1280]") !=
+          std::string::npos);
+    CHECK(msg.find("classifier.1.bias") != std::string::npos);
+    CHECK(msg.find(dir / "w.pt") != std::string::npos);
+  }
+  auto report = load_weights(*other, dir / "w.pt", LoadOptions().strict(false));
+  CHECK(report.mismatched.size() == 2);
+  CHECK(report.loaded == 312);
+  CHECK(torch::equal(other->classifier->parameters()[0], before));
+  CHECK(torch::equal(other->features->parameters()[0], source->features->parameters()[0]));
+
+  MobileNetV1 v1;
+  auto r = load_weights(*v1, dir / "w.pt", LoadOptions().strict(false));
+  CHECK(!r.missing.empty());
+  CHECK(!r.unexpected.empty());
+  std::ofstream(dir / "junk.pt") << "not a torch file";
+  CHECK_THROWS_WITH_AS(load_weights(*other, dir / "junk.pt"), doctest::Contains("junk.pt"),
+                       c10::Error);
+  CHECK_THROWS_WITH_AS(load_weights(*other, dir / "absent.pt"), doctest::Contains("absent.pt"),
+                       c10::Error);
+}
+
+TEST_CASE("summary of the seed model matches torchsummary's figures computed in Python") {
+  TempDir dir("summary");
+  REQUIRE(run_python("torchvision_ref.py", "summary 80 16 256 " + dir / "s.txt") == 0);
+  std::ifstream in(dir / "s.txt");
+  int64_t rows = 0, params = 0;
+  double fwd = 0, input_mb = 0, params_mb = 0;
+  in >> rows >> params >> fwd >> input_mb >> params_mb;
+  MobileNetV2 model(seed_model_options());
+  auto s = summarize(*model, seed_input_shape());
+  CHECK(static_cast<int64_t>(s.rows.size()) == rows);
+  CHECK(s.total_params == params);
+  CHECK(s.forward_backward_mb == doctest::Approx(fwd).epsilon(1e-12));
+  CHECK(s.input_mb == doctest::Approx(input_mb).epsilon(1e-12));
+  CHECK(s.params_mb == doctest::Approx(params_mb).epsilon(1e-12));
+  CHECK(s.leaf_layers == 141);
+  const auto text = s.to_string();
+  CHECK(text.find("Total params: 2,326,352\n") != std::string::npos);
+  CHECK(text.find("Input size (MB): 0.75\n") != std::string::npos);
+  CHECK(text.find("Params size (MB): 8.87\n") != std::string::npos);
+  CHECK(text.find("Leaf layers: 141\n") != std::string::npos);
+  CHECK(text.find("InvertedResidual-9") != std::string::npos);
+  // Frozen parameters show up as non-trainable.
+  for (auto& p : model->classifier->parameters()) p.set_requires_grad(false);
+  auto frozen = summarize(*model, seed_input_shape());
+  CHECK(frozen.trainable_params == 2326352 - (1280 * 80 + 80));
+  CHECK(model->is_training());  // mode restored
+}
