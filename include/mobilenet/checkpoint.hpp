@@ -1,0 +1,173 @@
+#pragma once
+/// \file checkpoint.hpp
+/// Training checkpoints: model, optimizer, scaler, schedule position, RNG and config, written
+/// atomically; loading refuses a checkpoint made for another architecture or class count.
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace mobilenet {
+
+/// What a checkpoint's model is, enough to rebuild it (predict does) and to refuse
+/// loading it into something else.
+struct ModelSpec {
+  std::string arch = "mobilenet_v2";
+  int64_t num_classes = 80;
+  double width_mult = 1.0;
+  int64_t output_stride = 16;
+  int64_t image_size = 256;
+  bool normalize = true;  ///< ImageNet mean/std normalization of inputs
+  std::vector<std::string> class_names;
+
+  /// "mobilenet_v2 (80 classes, width 1, output stride 16)".
+  std::string describe() const {
+    std::ostringstream s;
+    s << arch << " (" << num_classes << " classes, width " << width_mult << ", output stride "
+      << output_stride << ")";
+    return s.str();
+  }
+  bool same_architecture(const ModelSpec& o) const {
+    return arch == o.arch && num_classes == o.num_classes && width_mult == o.width_mult &&
+           output_stride == o.output_stride;
+  }
+};
+
+/// Where training stands.
+struct TrainingState {
+  int64_t epoch = 0;  ///< completed epochs
+  int64_t step = 0;   ///< optimizer steps taken (the LR schedule's position)
+  double best_score = -1e300;
+  int64_t best_epoch = -1;
+  std::vector<float> thresholds;  ///< per-class decision thresholds (empty: 0.5)
+  std::vector<double> scaler;     ///< GradScaler::state()
+  std::string config;             ///< the run's flags, for the record
+};
+
+namespace detail {
+inline torch::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+inline void set_cpu_rng_state(const torch::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+inline c10::IValue read_value(torch::serialize::InputArchive& in, const std::string& key,
+                              const std::string& path) {
+  c10::IValue v;
+  TORCH_CHECK(in.try_read(key, v), "checkpoint '", path, "' has no field '", key,
+              "' (not a mobilenet checkpoint, or from an incompatible version)");
+  return v;
+}
+}  // namespace detail
+
+/// Reads only the model description (to rebuild the model before load_checkpoint).
+inline ModelSpec read_model_spec(const std::string& path) {
+  torch::serialize::InputArchive in;
+  try {
+    in.load_from(path);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "cannot read checkpoint '", path, "': ", e.what_without_backtrace());
+  }
+  ModelSpec spec;
+  spec.arch = detail::read_value(in, "spec.arch", path).toStringRef();
+  spec.num_classes = detail::read_value(in, "spec.num_classes", path).toInt();
+  spec.width_mult = detail::read_value(in, "spec.width_mult", path).toDouble();
+  spec.output_stride = detail::read_value(in, "spec.output_stride", path).toInt();
+  spec.image_size = detail::read_value(in, "spec.image_size", path).toInt();
+  spec.normalize = detail::read_value(in, "spec.normalize", path).toBool();
+  for (const auto& name : detail::read_value(in, "spec.class_names", path).toListRef()) {
+    spec.class_names.push_back(name.toStringRef());
+  }
+  return spec;
+}
+
+/// Writes everything needed to resume to `path` (via a temporary file and rename, so an
+/// interrupted write never replaces a good checkpoint). `optimizer` may be null.
+inline void save_checkpoint(const std::string& path, const torch::nn::Module& model,
+                            const ModelSpec& spec, const TrainingState& state,
+                            const torch::optim::Optimizer* optimizer = nullptr) {
+  torch::serialize::OutputArchive out;
+  out.write("spec.arch", c10::IValue(spec.arch));
+  out.write("spec.num_classes", c10::IValue(spec.num_classes));
+  out.write("spec.width_mult", c10::IValue(spec.width_mult));
+  out.write("spec.output_stride", c10::IValue(spec.output_stride));
+  out.write("spec.image_size", c10::IValue(spec.image_size));
+  out.write("spec.normalize", c10::IValue(spec.normalize));
+  c10::List<std::string> names;
+  for (const auto& n : spec.class_names) names.push_back(n);
+  out.write("spec.class_names", c10::IValue(names));
+  out.write("state.epoch", c10::IValue(state.epoch));
+  out.write("state.step", c10::IValue(state.step));
+  out.write("state.best_score", c10::IValue(state.best_score));
+  out.write("state.best_epoch", c10::IValue(state.best_epoch));
+  out.write("state.thresholds",
+            torch::tensor(state.thresholds.empty() ? std::vector<float>{} : state.thresholds));
+  out.write("state.scaler", c10::IValue(c10::List<double>(state.scaler)));
+  out.write("state.config", c10::IValue(state.config));
+  out.write("state.rng", detail::cpu_rng_state());
+  torch::serialize::OutputArchive model_archive;
+  model.save(model_archive);
+  out.write("model", model_archive);
+  if (optimizer) {
+    torch::serialize::OutputArchive opt_archive;
+    optimizer->save(opt_archive);
+    out.write("optimizer", opt_archive);
+  }
+  const std::string tmp = path + ".tmp";
+  out.save_to(tmp);
+  TORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "save_checkpoint: cannot rename '",
+              tmp, "' to '", path, "'");
+}
+
+/// Loads `path` into `model` (and `optimizer`, when given), checking that it was written for
+/// the same architecture and class count as `spec`. Restores the CPU RNG when `restore_rng`.
+inline TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
+                                     const ModelSpec& spec,
+                                     torch::optim::Optimizer* optimizer = nullptr,
+                                     bool restore_rng = true) {
+  const ModelSpec saved = read_model_spec(path);
+  TORCH_CHECK(saved.same_architecture(spec), "checkpoint '", path, "' is for ", saved.describe(),
+              ", but the model is ", spec.describe());
+  torch::serialize::InputArchive in;
+  in.load_from(path);
+  torch::serialize::InputArchive model_archive;
+  TORCH_CHECK(in.try_read("model", model_archive), "checkpoint '", path, "' has no model");
+  model.load(model_archive);
+  TrainingState state;
+  state.epoch = detail::read_value(in, "state.epoch", path).toInt();
+  state.step = detail::read_value(in, "state.step", path).toInt();
+  state.best_score = detail::read_value(in, "state.best_score", path).toDouble();
+  state.best_epoch = detail::read_value(in, "state.best_epoch", path).toInt();
+  torch::Tensor thresholds;
+  in.read("state.thresholds", thresholds);
+  thresholds = thresholds.to(torch::kFloat).contiguous();
+  state.thresholds.assign(thresholds.data_ptr<float>(),
+                          thresholds.data_ptr<float>() + thresholds.numel());
+  for (const auto& v : detail::read_value(in, "state.scaler", path).toListRef()) {
+    state.scaler.push_back(v.toDouble());
+  }
+  state.config = detail::read_value(in, "state.config", path).toStringRef();
+  if (optimizer) {
+    torch::serialize::InputArchive opt_archive;
+    TORCH_CHECK(in.try_read("optimizer", opt_archive), "checkpoint '", path,
+                "' has no optimizer state (it was saved for inference only)");
+    optimizer->load(opt_archive);
+  }
+  if (restore_rng) {
+    torch::Tensor rng;
+    in.read("state.rng", rng);
+    detail::set_cpu_rng_state(rng);
+  }
+  return state;
+}
+
+}  // namespace mobilenet

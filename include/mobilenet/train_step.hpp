@@ -1,0 +1,71 @@
+#pragma once
+/// \file train_step.hpp
+/// One optimization step with autocast, gradient scaling and clipping, shared by the trainer
+/// example, the benchmarks and the tests.
+
+#include <mobilenet/amp.hpp>
+
+#include <torch/torch.h>
+
+#include <functional>
+
+namespace mobilenet {
+
+/// loss(logits (float32), targets) -> scalar.
+using LossFunction = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
+
+/// Options for train_step.
+/// Example: `TrainStepOptions(torch::kCUDA).amp(true).clip_grad_norm(5.0)`.
+struct TrainStepOptions {
+  explicit TrainStepOptions(torch::Device device = torch::kCPU) : device_(device) {}
+  TORCH_ARG(torch::Device, device);
+  /// Autocast the forward pass (fp16 on CUDA with the scaler, bf16 on CPU). Default false.
+  TORCH_ARG(bool, amp) = false;
+  /// Clip the global gradient norm to this (after unscaling); 0 = off. Default 0.
+  TORCH_ARG(double, clip_grad_norm) = 0.0;
+};
+
+/// What a step did.
+struct StepResult {
+  double loss = 0;           ///< unscaled loss value
+  bool finite = true;        ///< false: loss was inf/NaN
+  bool skipped = false;      ///< no optimizer update (non-finite loss or gradients)
+};
+
+/// zero_grad, forward (autocast if asked), loss in float32, scaled backward, optional
+/// clipping, optimizer step through the scaler, scaler update. A non-finite loss without
+/// a scaler skips the update (the caller decides whether to stop).
+template <typename Model>
+StepResult train_step(Model& model, torch::optim::Optimizer& optimizer, GradScaler& scaler,
+                      const LossFunction& loss_fn, const torch::Tensor& images,
+                      const torch::Tensor& targets, const TrainStepOptions& options) {
+  optimizer.zero_grad();
+  torch::Tensor logits;
+  {
+    AutocastGuard autocast(options.device(), options.amp());
+    logits = model->forward(images);
+  }
+  torch::Tensor loss = loss_fn(logits.to(torch::kFloat), targets);
+  StepResult result;
+  result.loss = loss.item<double>();
+  result.finite = std::isfinite(result.loss);
+  if (!result.finite && !scaler.enabled()) {
+    result.skipped = true;
+    return result;
+  }
+  scaler.scale(loss).backward();
+  if (options.clip_grad_norm() > 0) {
+    scaler.unscale(optimizer);
+    std::vector<torch::Tensor> params;
+    for (auto& group : optimizer.param_groups()) {
+      for (auto& p : group.params()) params.push_back(p);
+    }
+    torch::nn::utils::clip_grad_norm_(params, options.clip_grad_norm());
+  }
+  scaler.step(optimizer);
+  result.skipped = scaler.step_skipped();
+  scaler.update();
+  return result;
+}
+
+}  // namespace mobilenet
