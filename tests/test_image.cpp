@@ -1,0 +1,348 @@
+// Image decoding and transforms against PIL and torchvision.
+//
+// tests/python/image_fixtures.py (run here with /usr/bin/python3) writes the test images —
+// grayscale, CMYK, progressive, PNG named .jpg, truncated, empty, garbage — and PIL's /
+// torchvision's outputs for them. Tolerances: decodes are bit-exact (same libjpeg-turbo);
+// PIL-style resizes within 1 grey level; torchvision float pipelines within 1/255 before
+// normalisation.
+#include <doctest/doctest.h>
+
+#include <mobilenet/image.hpp>
+#include <mobilenet/transforms.hpp>
+
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Ref {
+  std::string name, kind, dtype;
+  std::vector<int64_t> dims;
+  std::vector<double> extra;
+};
+
+struct Fixtures {
+  std::string dir;
+  std::map<std::string, Ref> refs;
+
+  Fixtures() {
+    dir = "image_fixtures";
+    std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
+                      "/python/image_fixtures.py " + dir;
+    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "fixture script failed: " << cmd);
+    std::ifstream manifest(dir + "/manifest.txt");
+    std::string line;
+    while (std::getline(manifest, line)) {
+      std::istringstream in(line);
+      Ref r;
+      in >> r.name >> r.kind >> r.dtype;
+      r.dims.resize(3);
+      in >> r.dims[0] >> r.dims[1] >> r.dims[2];
+      double e;
+      while (in >> e) r.extra.push_back(e);
+      refs[r.name] = r;
+    }
+    REQUIRE(refs.size() > 20);
+  }
+
+  std::string path(const std::string& file) const { return dir + "/" + file; }
+
+  const Ref& ref(const std::string& name) const {
+    auto it = refs.find(name);
+    REQUIRE_MESSAGE(it != refs.end(), "missing reference " << name);
+    return it->second;
+  }
+
+  torch::Tensor load(const std::string& name) const {
+    const Ref& r = ref(name);
+    auto dtype = r.dtype == "u8" ? torch::kUInt8 : torch::kFloat;
+    torch::Tensor t = torch::empty(r.dims, dtype);
+    std::ifstream in(dir + "/" + name + ".bin", std::ios::binary);
+    in.read(static_cast<char*>(t.data_ptr()), std::streamsize(t.nbytes()));
+    REQUIRE(in.gcount() == std::streamsize(t.nbytes()));
+    return t;
+  }
+};
+
+const Fixtures& fixtures() {
+  static Fixtures f;
+  return f;
+}
+
+int max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  REQUIRE((a.sizes() == b.sizes()));
+  return (a.to(torch::kInt) - b.to(torch::kInt)).abs().max().item<int>();
+}
+
+double max_abs_diff_f(const torch::Tensor& a, const torch::Tensor& b) {
+  REQUIRE((a.sizes() == b.sizes()));
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+void check_image_error(const std::string& file) {
+  const std::string p = fixtures().path(file);
+  try {
+    mobilenet::decode_image(p);
+    FAIL("expected ImageError for " << file);
+  } catch (const mobilenet::ImageError& e) {
+    CHECK(e.path() == p);
+    CHECK(std::string(e.what()).find(p) != std::string::npos);
+  }
+}
+
+// The plan of a torchvision-style crop-then-resize: integer box, filter confined to it.
+mobilenet::detail::GeometryPlan crop_plan(int64_t l, int64_t t, int64_t w, int64_t h,
+                                          int64_t out_h, int64_t out_w) {
+  mobilenet::detail::GeometryPlan p;
+  p.box = {double(l), double(t), double(l + w), double(t + h)};
+  p.cx0 = l;
+  p.cy0 = t;
+  p.cx1 = l + w;
+  p.cy1 = t + h;
+  p.out_h = out_h;
+  p.out_w = out_w;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("decode_image matches PIL exactly for baseline, odd-size, grayscale, CMYK, "
+          "progressive JPEGs and PNGs (including RGBA, palette and a PNG named .jpg)") {
+  for (const char* file : {"base.jpg", "odd.jpg", "gray.jpg", "cmyk.jpg", "progressive.jpg",
+                           "png_named.jpg", "rgba.png", "palette.png"}) {
+    CAPTURE(file);
+    std::string name = std::string("decode_") + file;
+    for (char& c : name)
+      if (c == '.') c = '_';
+    torch::Tensor ours = mobilenet::decode_image(fixtures().path(file));
+    CHECK((ours.scalar_type() == torch::kUInt8));
+    CHECK(ours.dim() == 3);
+    CHECK(ours.size(2) == 3);
+    CHECK(max_abs_diff(ours, fixtures().load(name)) == 0);
+  }
+}
+
+TEST_CASE("decode_image raises ImageError naming the file for empty, truncated, garbage "
+          "and header-only files") {
+  for (const char* file :
+       {"empty.jpg", "truncated.jpg", "header_only.jpg", "garbage.jpg", "truncated.png"}) {
+    CAPTURE(file);
+    check_image_error(file);
+  }
+  check_image_error("does_not_exist.jpg");
+}
+
+TEST_CASE("decode_image on JPEG data with injected markers throws ImageError or decodes, "
+          "never crashes") {
+  try {
+    torch::Tensor t = mobilenet::decode_image(fixtures().path("corrupt.jpg"));
+    CHECK(t.size(2) == 3);
+  } catch (const mobilenet::ImageError& e) {
+    CHECK(e.path() == fixtures().path("corrupt.jpg"));
+  }
+}
+
+TEST_CASE("DCT-scaled decode picks the smallest scale that keeps the requested size and "
+          "matches PIL's draft decode") {
+  for (const char* name : {"draft_320x240", "draft_160x120", "draft_100x70", "draft_80x60"}) {
+    CAPTURE(name);
+    const Ref& r = fixtures().ref(name);
+    mobilenet::ImageSize min{int64_t(r.extra[0]), int64_t(r.extra[1])};
+    torch::Tensor ours = mobilenet::decode_image(fixtures().path("base.jpg"), min);
+    CHECK(ours.size(0) >= min.height);
+    CHECK(ours.size(1) >= min.width);
+    // PIL only offers 1/2, 1/4, 1/8; TurboJPEG also 3/8, 5/8 ...: compare where they agree.
+    if (ours.size(0) == r.dims[0]) CHECK(max_abs_diff(ours, fixtures().load(name)) <= 1);
+  }
+  // The whole image is smaller than the hint: full resolution.
+  CHECK(mobilenet::decode_image(fixtures().path("base.jpg"), {1000, 1000}).size(1) == 640);
+  // 7/8 of 640 is 560: the smallest eighth that keeps 500 wide.
+  CHECK(mobilenet::decode_image(fixtures().path("base.jpg"), {10, 500}).size(1) == 560);
+}
+
+TEST_CASE("antialiased bilinear resize matches PIL.Image.resize within 1 grey level, "
+          "including fractional boxes") {
+  for (int i = 0; i < 7; ++i) {
+    std::string name = "resize_" + std::to_string(i);
+    CAPTURE(name);
+    const Ref& r = fixtures().ref(name);
+    std::string file = r.kind.substr(r.kind.find(':') + 1);
+    torch::Tensor img = mobilenet::decode_image(fixtures().path(file));
+    mobilenet::detail::GeometryPlan p;
+    p.box = {r.extra[0], r.extra[1], r.extra[2], r.extra[3]};
+    p.cx1 = img.size(1);
+    p.cy1 = img.size(0);
+    p.out_h = r.dims[0];
+    p.out_w = r.dims[1];
+    torch::Tensor ours = mobilenet::Transform::resample(
+        {img, {img.size(0), img.size(1)}}, p);
+    CHECK(max_abs_diff(ours, fixtures().load(name)) <= 1);
+  }
+}
+
+TEST_CASE("crop then resize matches PIL's crop().resize() within 1 grey level") {
+  torch::Tensor img = mobilenet::decode_image(fixtures().path("base.jpg"));
+  for (int i = 0; i < 4; ++i) {
+    std::string name = "crop_" + std::to_string(i);
+    CAPTURE(name);
+    const Ref& r = fixtures().ref(name);
+    auto p = crop_plan(int64_t(r.extra[0]), int64_t(r.extra[1]), int64_t(r.extra[2]),
+                       int64_t(r.extra[3]), r.dims[0], r.dims[1]);
+    torch::Tensor ours = mobilenet::Transform::resample({img, {img.size(0), img.size(1)}}, p);
+    CHECK(max_abs_diff(ours, fixtures().load(name)) <= 1);
+  }
+}
+
+TEST_CASE("eval transform on a decoded image matches torchvision Resize(256) + "
+          "CenterCrop(224) + ToTensor + Normalize") {
+  auto t = mobilenet::eval_transform(224);
+  for (const char* file : {"base.jpg", "odd.jpg"}) {
+    CAPTURE(file);
+    std::string name = std::string("eval_") + file;
+    name[name.find('.')] = '_';
+    torch::Tensor ours = t(mobilenet::decode_image(fixtures().path(file)), 0);
+    CHECK((ours.sizes() == torch::IntArrayRef({3, 224, 224})));
+    // One grey level after normalisation by std >= 0.224.
+    CHECK(max_abs_diff_f(ours, fixtures().load(name)) <= 1.0 / 255.0 / 0.224 + 1e-5);
+  }
+}
+
+TEST_CASE("exact resize without normalisation matches torchvision Resize((h, w)) + "
+          "ToTensor within 1/255") {
+  auto t = mobilenet::Transform().resize(100, 150);
+  for (const char* file : {"base.jpg", "odd.jpg"}) {
+    CAPTURE(file);
+    std::string name = std::string("resize_exact_") + file;
+    name[name.find('.')] = '_';
+    torch::Tensor ours = t(mobilenet::decode_image(fixtures().path(file)), 3);
+    CHECK(max_abs_diff_f(ours, fixtures().load(name)) <= 1.0 / 255.0 + 1e-6);
+  }
+}
+
+TEST_CASE("eval transform from the file (DCT-scaled decode) stays close to the full decode") {
+  auto t = mobilenet::eval_transform(224);
+  const std::string p = fixtures().path("base.jpg");
+  torch::Tensor from_file = t(p, 0);
+  torch::Tensor full = t(mobilenet::decode_image(p), 0);
+  // 640x480 -> shorter side 256 lets the decoder work at 1/2 (320x240).
+  double mean_diff = (from_file - full).abs().mean().item<double>() * 0.226 * 255.0;
+  CHECK(mean_diff < 3.0);  // mean absolute difference in grey levels
+}
+
+TEST_CASE("colour jitter components match torchvision's adjust_brightness, contrast, "
+          "saturation and hue") {
+  torch::Tensor input = fixtures().load("jitter_input").permute({1, 2, 0}).contiguous();
+  const int64_t n = input.size(0) * input.size(1);
+  for (const char* op : {"brightness", "contrast", "saturation", "hue", "hue_neg"}) {
+    CAPTURE(op);
+    const Ref& r = fixtures().ref(std::string("jitter_") + op);
+    torch::Tensor x = input.clone();
+    float f = float(r.extra[0]);
+    std::string o = op;
+    if (o == "brightness") mobilenet::detail::adjust_brightness(x.data_ptr<float>(), n, f);
+    if (o == "contrast") mobilenet::detail::adjust_contrast(x.data_ptr<float>(), n, f);
+    if (o == "saturation") mobilenet::detail::adjust_saturation(x.data_ptr<float>(), n, f);
+    if (o.rfind("hue", 0) == 0) mobilenet::detail::adjust_hue(x.data_ptr<float>(), n, f);
+    torch::Tensor expected = fixtures().load(std::string("jitter_") + op).permute({1, 2, 0});
+    CHECK(max_abs_diff_f(x, expected) < 1e-4);
+  }
+}
+
+TEST_CASE("random_resized_crop samples torchvision's ranges and falls back to the centre") {
+  mobilenet::RandomResizedCropOptions o;
+  int fallback_checked = 0;
+  for (uint64_t seed = 0; seed < 2000; ++seed) {
+    mobilenet::SampleRng rng(seed);
+    int64_t i, j, h, w;
+    mobilenet::detail::random_resized_crop_params(480, 640, o, rng, i, j, h, w);
+    REQUIRE(h > 0);
+    REQUIRE(w > 0);
+    CHECK(i >= 0);
+    CHECK(j >= 0);
+    CHECK(i + h <= 480);
+    CHECK(j + w <= 640);
+    const double area = double(h * w) / (480.0 * 640.0);
+    CHECK(area >= 0.08 * 0.97);
+    CHECK(area <= 1.0);
+    const double ratio = double(w) / double(h);
+    CHECK(ratio >= 0.75 * 0.97);
+    CHECK(ratio <= 4.0 / 3.0 * 1.03);
+  }
+  // In a 3x300 strip no crop of >= 8% area has a ratio <= 4/3 (its height would be >= 7):
+  // all 10 tries fail and the fallback is the central crop of ratio 4/3.
+  for (uint64_t seed = 0; seed < 5; ++seed, ++fallback_checked) {
+    mobilenet::SampleRng rng(seed);
+    int64_t i, j, h, w;
+    mobilenet::detail::random_resized_crop_params(3, 300, o, rng, i, j, h, w);
+    CHECK(h == 3);
+    CHECK(w == 4);  // round(3 * 4 / 3)
+    CHECK(i == 0);
+    CHECK(j == (300 - 4) / 2);
+  }
+  CHECK(fallback_checked == 5);
+}
+
+TEST_CASE("transforms are deterministic under a seed and differ across seeds") {
+  auto t = mobilenet::Transform()
+               .random_resized_crop(64)
+               .horizontal_flip()
+               .color_jitter(mobilenet::ColorJitterOptions().brightness(0.4).contrast(0.4)
+                                 .saturation(0.4).hue(0.1))
+               .normalize();
+  const std::string p = fixtures().path("base.jpg");
+  const uint64_t s = mobilenet::sample_seed(7, 2, 11);
+  torch::Tensor a = t(p, s), b = t(p, s), c = t(p, mobilenet::sample_seed(7, 3, 11));
+  CHECK((a.sizes() == torch::IntArrayRef({3, 64, 64})));
+  CHECK(torch::equal(a, b));
+  CHECK(!torch::equal(a, c));
+  CHECK(mobilenet::sample_seed(7, 2, 11) != mobilenet::sample_seed(7, 2, 12));
+  CHECK(mobilenet::sample_seed(7, 2, 11) != mobilenet::sample_seed(8, 2, 11));
+}
+
+TEST_CASE("horizontal flip with p = 1 mirrors the unflipped output") {
+  const std::string p = fixtures().path("odd.jpg");
+  torch::Tensor plain = mobilenet::Transform().resize(64, 80)(p, 1);
+  torch::Tensor flipped = mobilenet::Transform().resize(64, 80).horizontal_flip(1.0)(p, 1);
+  CHECK(torch::equal(flipped, plain.flip({2})));
+}
+
+TEST_CASE("random-resized-crop from the file never decodes coarser than its crop needs") {
+  auto t = mobilenet::Transform().random_resized_crop(256);
+  mobilenet::ImageSize full{480, 640};
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    mobilenet::SampleRng rng(seed);
+    auto plan = t.plan(full, rng);
+    tjscalingfactor f = mobilenet::detail::choose_jpeg_scale(
+        full, plan.box.y1 - plan.box.y0, plan.box.x1 - plan.box.x0, {256, 256});
+    const double sx = double(mobilenet::detail::jpeg_scaled(640, f)) / 640.0;
+    const double sy = double(mobilenet::detail::jpeg_scaled(480, f)) / 480.0;
+    const double cw = (plan.box.x1 - plan.box.x0), ch = (plan.box.y1 - plan.box.y0);
+    if (cw >= 256 && ch >= 256) {
+      CHECK(cw * sx >= 256 - 1e-6);  // decoded crop still has the output resolution
+      CHECK(ch * sy >= 256 - 1e-6);
+    } else {
+      CHECK(f.num == f.denom);  // crop needs upsampling: decode at full resolution
+    }
+  }
+}
+
+TEST_CASE("Transform reports a fixed output size only when it ends with a crop or exact "
+          "resize, and rejects bad arguments") {
+  CHECK(mobilenet::train_transform(224).fixed_output_size()->height == 224);
+  CHECK(mobilenet::eval_transform(224).fixed_output_size()->width == 224);
+  CHECK(!mobilenet::Transform().resize(256).fixed_output_size().has_value());
+  CHECK(!mobilenet::Transform().fixed_output_size().has_value());
+  CHECK_THROWS(mobilenet::Transform().random_resized_crop(0));
+  CHECK_THROWS(mobilenet::Transform().horizontal_flip(2.0));
+  CHECK_THROWS(mobilenet::Transform().color_jitter(mobilenet::ColorJitterOptions().hue(0.7)));
+  CHECK_THROWS(mobilenet::Transform().normalize({0, 0, 0}, {1, 0, 1}));
+  // Shorter-side resize keeps the aspect ratio like torchvision: 640x480 -> 341x256.
+  torch::Tensor r = mobilenet::Transform().resize(256)(fixtures().path("base.jpg"), 0);
+  CHECK((r.sizes() == torch::IntArrayRef({3, 256, 341})));
+}
