@@ -64,21 +64,33 @@ namespace detail {
 // rather report a bad file than allocate that. 2^28 pixels is a 16k x 16k photo.
 constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
 
-inline std::vector<uint8_t> read_file(const std::string& path) {
+// Reads a whole file into `bytes`, reusing its capacity.
+inline void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
-  std::vector<uint8_t> bytes;
+  bytes.clear();
+  long size = -1;
   if (std::fseek(file.get(), 0, SEEK_END) == 0) {
-    long size = std::ftell(file.get());
-    if (size > 0) bytes.reserve(static_cast<size_t>(size));
+    size = std::ftell(file.get());
     std::fseek(file.get(), 0, SEEK_SET);
   }
-  uint8_t chunk[1 << 16];
+  if (size >= 0) {
+    bytes.resize(static_cast<size_t>(size));
+    size_t got = std::fread(bytes.data(), 1, bytes.size(), file.get());
+    bytes.resize(got);
+  }
+  // Not seekable, or grown since: read the rest in chunks.
+  uint8_t chunk[1 << 14];
   size_t got;
   while ((got = std::fread(chunk, 1, sizeof(chunk), file.get())) > 0) {
     bytes.insert(bytes.end(), chunk, chunk + got);
   }
   if (std::ferror(file.get())) throw ImageError(path, "read error");
+}
+
+inline std::vector<uint8_t> read_file(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  read_file(path, bytes);
   return bytes;
 }
 
@@ -176,8 +188,11 @@ inline int64_t jpeg_scaled(int64_t dim, tjscalingfactor f) {
   return (dim * f.num + f.denom - 1) / f.denom;
 }
 
+// With `scratch`, pixels live in that (reused) buffer instead of a fresh allocation: the
+// transform decodes into per-thread scratch memory, which avoids page faults per image.
 inline DecodedImage decode_jpeg(const uint8_t* data, size_t size, const std::string& path,
-                                tjscalingfactor factor) {
+                                tjscalingfactor factor,
+                                std::vector<uint8_t>* scratch = nullptr) {
   tjhandle tj = tj_decompressor();
   if (!tj) throw ImageError(path, "cannot create a TurboJPEG decompressor");
   int width = 0, height = 0, subsamp = 0, colorspace = 0;
@@ -190,7 +205,13 @@ inline DecodedImage decode_jpeg(const uint8_t* data, size_t size, const std::str
   const int64_t sw = jpeg_scaled(width, factor), sh = jpeg_scaled(height, factor);
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   const int channels = cmyk ? 4 : 3;
-  torch::Tensor out = torch::empty({sh, sw, channels}, torch::kUInt8);
+  torch::Tensor out;
+  if (scratch && !(colorspace == TJCS_CMYK || colorspace == TJCS_YCCK)) {
+    scratch->resize(size_t(sh * sw * channels));
+    out = torch::from_blob(scratch->data(), {sh, sw, channels}, torch::kUInt8);
+  } else {
+    out = torch::empty({sh, sw, channels}, torch::kUInt8);
+  }
   // Accurate (islow) DCT and fancy upsampling are TurboJPEG's defaults and PIL's, so a
   // full-scale decode is bit-identical to PIL's.
   int rc = tjDecompress2(tj, data, static_cast<unsigned long>(size), out.data_ptr<uint8_t>(),
@@ -292,16 +313,19 @@ inline ImageInfo probe_image(const uint8_t* data, size_t size, const std::string
 /// rectangle `region_height` x `region_width` (full-resolution pixels) still covers at
 /// least `target` pixels. A target of {0, 0} asks for full resolution. PNG is always
 /// decoded at full size.
+/// With `scratch`, JPEG pixels may be decoded into that buffer (reused across calls; the
+/// result is then only valid until the buffer changes).
 inline DecodedImage decode_image_region(const uint8_t* data, size_t size,
                                         const std::string& path, double region_height,
-                                        double region_width, const ImageSize& target) {
+                                        double region_width, const ImageSize& target,
+                                        std::vector<uint8_t>* scratch = nullptr) {
   ImageInfo info = probe_image(data, size, path);
   if (info.format == ImageFormat::kPng) return detail::decode_png(data, size, path);
   tjscalingfactor f = target.height <= 0 && target.width <= 0
                           ? tjscalingfactor{1, 1}
                           : detail::choose_jpeg_scale(info.size, region_height, region_width,
                                                       target);
-  return detail::decode_jpeg(data, size, path, f);
+  return detail::decode_jpeg(data, size, path, f, scratch);
 }
 
 /// Decodes encoded bytes at full resolution to uint8 HWC RGB.

@@ -304,7 +304,7 @@ class DataLoader {
     const int64_t m = end - begin;
     const int64_t h = out_size_.height, w = out_size_.width;
     auto opts = torch::TensorOptions().pinned_memory(options_.pin_memory());
-    torch::Tensor images = torch::empty({m, h, w, 3}, opts.dtype(torch::kFloat));
+    torch::Tensor images = acquire_images().narrow(0, 0, m);
     torch::Tensor targets = torch::empty({m, classes_}, opts.dtype(torch::kFloat));
     torch::Tensor ids = torch::empty({m}, opts.dtype(torch::kLong));
     float* img = images.data_ptr<float>();
@@ -337,6 +337,27 @@ class DataLoader {
     return r;
   }
 
+  // A full-batch NHWC image buffer. Pageable buffers are recycled once the consumer has
+  // dropped every view of them (fresh 10-100 MB buffers cost a page fault per 4 KB); pinned
+  // ones are not, because an asynchronous copy may still read them — LibTorch's caching
+  // host allocator tracks that for us.
+  torch::Tensor acquire_images() {
+    const int64_t b = options_.batch_size();
+    auto fresh = [&] {
+      return torch::empty({b, out_size_.height, out_size_.width, 3},
+                          torch::TensorOptions().dtype(torch::kFloat)
+                              .pinned_memory(options_.pin_memory()));
+    };
+    if (options_.pin_memory()) return fresh();
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (torch::Tensor& t : pool_) {
+      if (t.use_count() == 1 && t.storage().use_count() == 1) return t;
+    }
+    torch::Tensor t = fresh();
+    if (int64_t(pool_.size()) < capacity_ + options_.workers() + 2) pool_.push_back(t);
+    return t;
+  }
+
   std::vector<Sample> samples_;
   Transform transform_;
   LoaderOptions options_;
@@ -355,6 +376,7 @@ class DataLoader {
   int64_t num_batches_ = 0, next_schedule_ = 0, next_yield_ = 0, in_flight_ = 0;
   std::map<int64_t, Result> results_;
   std::vector<SkippedImage> skipped_;
+  std::vector<torch::Tensor> pool_;
 };
 
 }  // namespace mobilenet

@@ -363,7 +363,7 @@ class Transform {
   /// whose size must be `fixed_output_size()`. Returns the plan used. Throws ImageError.
   detail::GeometryPlan apply_into(const std::string& path, uint64_t seed, float* out) const {
     thread_local std::vector<uint8_t> bytes;
-    bytes = detail::read_file(path);
+    detail::read_file(path, bytes);
     return apply_bytes_into(bytes.data(), bytes.size(), path, seed, out);
   }
 
@@ -374,8 +374,10 @@ class Transform {
     ImageInfo info = probe_image(data, size, path);
     SampleRng rng(seed);
     detail::GeometryPlan p = plan(info.size, rng);
-    DecodedImage img = decode_image_region(data, size, path, p.box.y1 - p.box.y0,
-                                           p.box.x1 - p.box.x0, ImageSize{p.out_h, p.out_w});
+    thread_local std::vector<uint8_t> scratch;
+    DecodedImage img =
+        decode_image_region(data, size, path, p.box.y1 - p.box.y0, p.box.x1 - p.box.x0,
+                            ImageSize{p.out_h, p.out_w}, &scratch);
     finish(img, p, rng, out);
     return p;
   }
@@ -410,28 +412,34 @@ class Transform {
   /// Resamples the plan's box of a decoded image to uint8 HWC (no flip, jitter, or
   /// normalisation): the geometric part alone, for tests and diagnostics.
   static torch::Tensor resample(const DecodedImage& img, const detail::GeometryPlan& p) {
-    torch::Tensor px = img.pixels.contiguous();
-    const double sx = double(px.size(1)) / double(img.original.width);
-    const double sy = double(px.size(0)) / double(img.original.height);
-    detail::ResampleBox box{p.box.x0 * sx, p.box.y0 * sy, p.box.x1 * sx, p.box.y1 * sy};
     torch::Tensor out = torch::empty({p.out_h, p.out_w, 3}, torch::kUInt8);
-    detail::resample_rgb(px.data_ptr<uint8_t>(), px.size(0), px.size(1), box,
-                         int64_t(std::floor(double(p.cx0) * sx)),
-                         int64_t(std::floor(double(p.cy0) * sy)),
-                         int64_t(std::ceil(double(p.cx1) * sx)),
-                         int64_t(std::ceil(double(p.cy1) * sy)), p.out_h, p.out_w,
-                         out.data_ptr<uint8_t>());
+    resample_into(img, p, out.data_ptr<uint8_t>());
     return out;
   }
 
  private:
+  static void resample_into(const DecodedImage& img, const detail::GeometryPlan& p,
+                            uint8_t* out) {
+    torch::Tensor px = img.pixels.contiguous();
+    const double sx = double(px.size(1)) / double(img.original.width);
+    const double sy = double(px.size(0)) / double(img.original.height);
+    detail::ResampleBox box{p.box.x0 * sx, p.box.y0 * sy, p.box.x1 * sx, p.box.y1 * sy};
+    detail::resample_rgb(px.data_ptr<uint8_t>(), px.size(0), px.size(1), box,
+                         int64_t(std::floor(double(p.cx0) * sx)),
+                         int64_t(std::floor(double(p.cy0) * sy)),
+                         int64_t(std::ceil(double(p.cx1) * sx)),
+                         int64_t(std::ceil(double(p.cy1) * sy)), p.out_h, p.out_w, out);
+  }
+
   void add_geometry(detail::GeometryStep step) { steps_.push_back(step); }
 
   // Resample, then flip + jitter + normalise into float HWC.
   void finish(const DecodedImage& img, const detail::GeometryPlan& p, SampleRng& rng,
               float* out) const {
-    torch::Tensor px = resample(img, p);
-    const uint8_t* src = px.data_ptr<uint8_t>();
+    thread_local std::vector<uint8_t> resampled;
+    resampled.resize(size_t(p.out_h * p.out_w * 3));
+    resample_into(img, p, resampled.data());
+    const uint8_t* src = resampled.data();
     const int64_t h = p.out_h, w = p.out_w;
     const bool jitter = jitter_.brightness() > 0 || jitter_.contrast() > 0 ||
                         jitter_.saturation() > 0 || jitter_.hue() > 0;
