@@ -364,7 +364,9 @@ class Transform {
   detail::GeometryPlan apply_into(const std::string& path, uint64_t seed, float* out) const {
     thread_local std::vector<uint8_t> bytes;
     detail::read_file(path, bytes);
-    return apply_bytes_into(bytes.data(), bytes.size(), path, seed, out);
+    detail::GeometryPlan p = apply_bytes_into(bytes.data(), bytes.size(), path, seed, out);
+    if (bytes.capacity() > (size_t(64) << 20)) std::vector<uint8_t>().swap(bytes);
+    return p;
   }
 
   /// Same as apply_into, from encoded bytes.
@@ -379,6 +381,9 @@ class Transform {
         decode_image_region(data, size, path, p.box.y1 - p.box.y0, p.box.x1 - p.box.x0,
                             ImageSize{p.out_h, p.out_w}, &scratch);
     finish(img, p, rng, out);
+    // One huge image should not pin its buffer in every worker for the rest of the run.
+    constexpr size_t kKeepScratch = size_t(64) << 20;
+    if (scratch.capacity() > kKeepScratch) std::vector<uint8_t>().swap(scratch);
     return p;
   }
 
