@@ -300,14 +300,9 @@ inline void coco_parse_annotations(JsonReader& r, od::value& value,
   }
 }
 
-}  // namespace detail
-
-/// Parses COCO-format JSON already in memory; `file` names it in errors.
-/// Throws CocoError for malformed JSON, missing or mistyped fields, duplicate image, category
-/// or annotation ids, and annotations naming unknown images or categories.
-inline CocoDataset parse_coco(const simdjson::padded_string& json, const std::string& file,
-                              const CocoOptions& options = {}) {
-  using namespace detail;
+// The parser proper, over padded bytes (a mapped file or a padded copy).
+inline CocoDataset parse_coco_padded(simdjson::padded_string_view json, const std::string& file,
+                                     const CocoOptions& options) {
   JsonReader r(file);
   od::parser parser;
   od::document doc;
@@ -417,21 +412,23 @@ inline CocoDataset parse_coco(const simdjson::padded_string& json, const std::st
   return ds;
 }
 
-/// Parses COCO-format JSON from a string (copied into simdjson's padded buffer).
+}  // namespace detail
+
+/// Parses COCO-format JSON in memory (copied into simdjson's padded buffer); `file` names it
+/// in errors. Throws CocoError for malformed JSON, missing or mistyped fields, duplicate
+/// image, category or annotation ids, and annotations naming unknown images or categories.
 inline CocoDataset parse_coco(std::string_view json, const std::string& file,
                               const CocoOptions& options = {}) {
-  return parse_coco(simdjson::padded_string(json), file, options);
+  const simdjson::padded_string padded(json);
+  return detail::parse_coco_padded(padded, file, options);
 }
 
 /// Loads a COCO-format annotation file. Throws CocoError (naming the file) when it cannot be
 /// read or is invalid; see parse_coco.
 /// Example: `auto val = mobilenet::load_coco("demo/annotations/instances_val.json");`
 inline CocoDataset load_coco(const std::string& annotation_file, const CocoOptions& options = {}) {
-  simdjson::padded_string json;
-  if (auto e = simdjson::padded_string::load(annotation_file).get(json))
-    throw CocoError(annotation_file, std::string("cannot read the file (") +
-                                         simdjson::error_message(e) + ")");
-  return parse_coco(json, annotation_file, options);
+  const detail::JsonFile json(annotation_file);
+  return detail::parse_coco_padded(json.view(), annotation_file, options);
 }
 
 }  // namespace mobilenet

@@ -87,15 +87,12 @@ class LabelMap {
   /// Category names equal to a class name map to it without a "map" entry. Throws CocoError
   /// naming the file and the offending key for malformed files or unknown target classes.
   static LabelMap from_file(const std::string& mapping_file) {
-    simdjson::padded_string json;
-    if (auto e = simdjson::padded_string::load(mapping_file).get(json))
-      throw CocoError(mapping_file, std::string("cannot read the file (") +
-                                        simdjson::error_message(e) + ")");
-    return parse(json, mapping_file);
+    const detail::JsonFile json(mapping_file);
+    return parse(json.view(), mapping_file);
   }
 
   /// Like from_file for JSON in memory; `file` names it in errors.
-  static LabelMap parse(const simdjson::padded_string& json, const std::string& file) {
+  static LabelMap parse(simdjson::padded_string_view json, const std::string& file) {
     namespace od = simdjson::ondemand;
     detail::JsonReader r(file);
     od::parser parser;
