@@ -1,0 +1,422 @@
+// Trains the seed model (dilated MobileNetV2) as a multi-label classifier on COCO or any
+// COCO-format data set, evaluating every epoch; resumable, interruptible, with plots.
+#include <mobilenet/coco.hpp>
+#include <mobilenet/loader.hpp>
+#include <mobilenet/losses.hpp>
+#include <mobilenet/metrics.hpp>
+#include <mobilenet/metrics_torch.hpp>
+#include <mobilenet/mobilenet.hpp>
+#include <mobilenet/progress.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <thread>
+
+#include "plots.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Set by SIGINT/SIGTERM: finish the step, checkpoint, exit.
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop = true; }
+
+struct Config {
+  std::string coco_root, train_ann, train_images, val_ann, val_images;
+  int64_t output_stride = 16;
+  double width_mult = 1.0;
+  std::string init = "torchvision";
+  std::string weights;
+  std::string loss = "bce";
+  double focal_alpha = 0.25, focal_gamma = 2.0;
+  double asl_gamma_neg = 4.0, asl_gamma_pos = 1.0, asl_clip = 0.05;
+  std::string optimizer = "adamw";
+  double lr = 1e-3, weight_decay = 1e-4, momentum = 0.9;
+  std::string schedule = "cosine";
+  double warmup_epochs = 1.0;
+  int64_t epochs = 10, batch_size = 32, image_size = 256;
+  bool amp = false;
+  std::string freeze = "none";
+  int64_t threads = 0, workers = 2;
+  std::string device;
+  bool channels_last = true;
+  bool normalize = true;
+  bool ignore_crowd = false;
+  std::string out = "runs/coco";
+  bool resume = false;
+  uint64_t seed = 0;
+  std::string select_by = "map";
+  double clip_grad = 0.0;
+  int64_t max_train_images = 0, max_val_images = 0;
+};
+
+std::string describe(const Config& c) {
+  std::ostringstream s;
+  s << "train=" << c.train_ann << " val=" << c.val_ann << " output_stride=" << c.output_stride
+    << " width_mult=" << c.width_mult << " init=" << c.init << " loss=" << c.loss
+    << " optimizer=" << c.optimizer << " lr=" << c.lr << " weight_decay=" << c.weight_decay
+    << " schedule=" << c.schedule << " epochs=" << c.epochs << " batch_size=" << c.batch_size
+    << " image_size=" << c.image_size << " amp=" << c.amp << " freeze=" << c.freeze
+    << " normalize=" << c.normalize << " seed=" << c.seed << " select_by=" << c.select_by;
+  return s.str();
+}
+
+mobilenet::LossFunction make_loss(const Config& c) {
+  using namespace mobilenet;
+  if (c.loss == "bce") {
+    return [](const torch::Tensor& x, const torch::Tensor& y) { return bce_with_logits_loss(x, y); };
+  }
+  if (c.loss == "focal") {
+    auto o = SigmoidFocalLossOptions().alpha(c.focal_alpha).gamma(c.focal_gamma);
+    return [o](const torch::Tensor& x, const torch::Tensor& y) { return sigmoid_focal_loss(x, y, o); };
+  }
+  if (c.loss == "asl") {
+    auto o = AsymmetricLossOptions()
+                 .gamma_neg(c.asl_gamma_neg)
+                 .gamma_pos(c.asl_gamma_pos)
+                 .clip(c.asl_clip);
+    return [o](const torch::Tensor& x, const torch::Tensor& y) { return asymmetric_loss(x, y, o); };
+  }
+  return [](const torch::Tensor& x, const torch::Tensor& y) { return soft_f1_loss(x, y); };
+}
+
+void to_channels_last(torch::nn::Module& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.parameters()) {
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+}
+
+/// Validation metrics of one epoch: at threshold 0.5 and at per-class thresholds tuned on
+/// this same set for F1 (so the tuned figures are optimistic; the thresholds are what a
+/// deployed model carries).
+struct EpochMetrics {
+  mobilenet::ThresholdMetrics at_half, tuned;
+  mobilenet::AveragePrecision ap;
+  std::vector<float> thresholds;
+  std::string report;
+};
+
+EpochMetrics evaluate_multilabel(const torch::Tensor& scores, const torch::Tensor& targets,
+                                 const std::vector<std::string>& names) {
+  mobilenet::MetricsAccumulator acc(scores.size(1));
+  mobilenet::accumulate(acc, scores, targets);
+  EpochMetrics m;
+  m.at_half = acc.at_threshold(0.5f);
+  m.thresholds = acc.tune_thresholds();
+  m.tuned = acc.at_threshold(m.thresholds);
+  m.ap = acc.average_precision();
+  m.report = acc.report(names, m.thresholds);
+  return m;
+}
+
+/// Validation pass: mean loss, sigmoid scores and targets.
+struct EvalOutput {
+  double loss = 0;
+  torch::Tensor scores, targets;
+};
+
+EvalOutput run_eval(mobilenet::MobileNetV2& model, mobilenet::DataLoader& loader,
+                    const mobilenet::LossFunction& loss_fn, const torch::Device& device,
+                    bool amp, int64_t epoch) {
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EvalOutput out;
+  std::vector<torch::Tensor> scores, targets;
+  double loss_sum = 0;
+  int64_t n = 0;
+  for (auto& batch : loader.epoch(epoch)) {
+    auto images = batch.images.to(device, /*non_blocking=*/true);
+    auto y = batch.targets.to(device);
+    torch::Tensor logits;
+    {
+      mobilenet::AutocastGuard autocast(device, amp);
+      logits = model(images);
+    }
+    logits = logits.to(torch::kFloat);
+    loss_sum += loss_fn(logits, y).item<double>() * static_cast<double>(y.size(0));
+    n += y.size(0);
+    scores.push_back(torch::sigmoid(logits).cpu());
+    targets.push_back(batch.targets);
+  }
+  TORCH_CHECK(n > 0, "the validation set produced no images");
+  out.loss = loss_sum / static_cast<double>(n);
+  out.scores = torch::cat(scores);
+  out.targets = torch::cat(targets);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Seed model's input resolution; the README's demo uses a smaller one.
+  constexpr int64_t kSeedImageSize = 256;
+  Config c;
+  c.image_size = kSeedImageSize;
+  CLI::App app{"Train a MobileNetV2 multi-label classifier on COCO-format data"};
+  app.add_option("--coco-root", c.coco_root,
+                 "COCO folder with train2017/, val2017/, annotations/instances_{train,val}2017.json");
+  app.add_option("--train-ann", c.train_ann, "training annotation file (COCO format)");
+  app.add_option("--train-images", c.train_images, "training image folder");
+  app.add_option("--val-ann", c.val_ann, "validation annotation file");
+  app.add_option("--val-images", c.val_images, "validation image folder");
+  app.add_option("--output-stride", c.output_stride, "32, 16 or 8")
+      ->check(CLI::IsMember({8, 16, 32}))->capture_default_str();
+  app.add_option("--width-mult", c.width_mult, "channel multiplier")->capture_default_str();
+  app.add_option("--init", c.init,
+                 "classifier init: torchvision (Linear N(0, 0.01)) or seed (N(0, 1.0), the "
+                 "seed project's, trains worse)")
+      ->check(CLI::IsMember({"torchvision", "seed"}))->capture_default_str();
+  app.add_option("--weights", c.weights,
+                 "torchvision weights to fine-tune from (scripts/export_torchvision_weights.py); "
+                 "a classifier of another class count is skipped");
+  app.add_option("--loss", c.loss, "bce, focal, asl or soft_f1")
+      ->check(CLI::IsMember({"bce", "focal", "asl", "soft_f1"}))->capture_default_str();
+  app.add_option("--focal-alpha", c.focal_alpha, "focal: positive weight (<0: none)")->capture_default_str();
+  app.add_option("--focal-gamma", c.focal_gamma, "focal: focusing exponent")->capture_default_str();
+  app.add_option("--asl-gamma-neg", c.asl_gamma_neg, "asl: negative focusing")->capture_default_str();
+  app.add_option("--asl-gamma-pos", c.asl_gamma_pos, "asl: positive focusing")->capture_default_str();
+  app.add_option("--asl-clip", c.asl_clip, "asl: probability margin")->capture_default_str();
+  app.add_option("--optimizer", c.optimizer, "adamw or sgd (nesterov)")
+      ->check(CLI::IsMember({"adamw", "sgd"}))->capture_default_str();
+  app.add_option("--lr", c.lr, "peak learning rate")->capture_default_str();
+  app.add_option("--weight-decay", c.weight_decay, "not applied to BN and biases")->capture_default_str();
+  app.add_option("--momentum", c.momentum, "sgd momentum")->capture_default_str();
+  app.add_option("--schedule", c.schedule, "cosine (with warm-up), onecycle or constant")
+      ->check(CLI::IsMember({"cosine", "onecycle", "constant"}))->capture_default_str();
+  app.add_option("--warmup-epochs", c.warmup_epochs, "cosine: linear warm-up length")->capture_default_str();
+  app.add_option("--epochs", c.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch-size", c.batch_size, "images per step")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--image-size", c.image_size, "training/eval resolution")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_flag("--amp,!--no-amp", c.amp, "mixed precision: fp16 + loss scaling on CUDA, bf16 on CPU")->capture_default_str();
+  app.add_option("--freeze", c.freeze, "feature blocks to freeze, e.g. 0-6 or 14-18 (inclusive), or none")->capture_default_str();
+  app.add_option("--threads", c.threads, "intra-op threads (default: all cores)");
+  app.add_option("--workers", c.workers, "data loading threads")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--device", c.device, "cpu or cuda (default: cuda when available)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_flag("--channels-last,!--no-channels-last", c.channels_last, "channels-last memory format")->capture_default_str();
+  app.add_flag("--normalize,!--no-normalize", c.normalize, "ImageNet mean/std input normalization")->capture_default_str();
+  app.add_flag("--ignore-crowd", c.ignore_crowd, "do not count crowd annotations as labels")->capture_default_str();
+  app.add_option("--out", c.out, "output folder: checkpoints, metrics.csv, plots")->capture_default_str();
+  app.add_flag("--resume", c.resume, "continue from OUT/last.pt");
+  app.add_option("--seed", c.seed, "seeds init, shuffling and augmentation")->capture_default_str();
+  app.add_option("--select-by", c.select_by, "which epoch is kept as best.pt: map, f1 (tuned macro) or loss")
+      ->check(CLI::IsMember({"map", "f1", "loss"}))->capture_default_str();
+  app.add_option("--clip-grad", c.clip_grad, "clip the gradient norm (0: off)")->capture_default_str();
+  app.add_option("--max-train-images", c.max_train_images, "use only the first N training images (0: all)");
+  app.add_option("--max-val-images", c.max_val_images, "use only the first N validation images (0: all)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (!c.coco_root.empty()) {
+      const fs::path root(c.coco_root);
+      if (c.train_ann.empty()) c.train_ann = (root / "annotations/instances_train2017.json").string();
+      if (c.train_images.empty()) c.train_images = (root / "train2017").string();
+      if (c.val_ann.empty()) c.val_ann = (root / "annotations/instances_val2017.json").string();
+      if (c.val_images.empty()) c.val_images = (root / "val2017").string();
+    }
+    TORCH_CHECK(!c.train_ann.empty() && !c.val_ann.empty(),
+                "give --coco-root, or --train-ann/--train-images/--val-ann/--val-images");
+    const torch::Device device(c.device.empty() ? (torch::cuda::is_available() ? "cuda" : "cpu")
+                                                : c.device);
+    torch::set_num_threads(c.threads > 0 ? static_cast<int>(c.threads)
+                                         : static_cast<int>(std::thread::hardware_concurrency()));
+    torch::manual_seed(c.seed);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    fs::create_directories(c.out);
+
+    // Data.
+    auto options = mobilenet::CocoOptions().ignore_crowd(c.ignore_crowd);
+    std::cerr << "loading " << c.train_ann << " and " << c.val_ann << "\n";
+    const auto train_set = mobilenet::load_coco(c.train_ann, options);
+    const auto val_set = mobilenet::load_coco(c.val_ann, options);
+    TORCH_CHECK(train_set.class_names() == val_set.class_names(), "'", c.train_ann, "' and '",
+                c.val_ann, "' define different categories");
+    auto train_samples = train_set.samples(c.train_images);
+    auto val_samples = val_set.samples(c.val_images);
+    if (c.max_train_images > 0 && int64_t(train_samples.size()) > c.max_train_images)
+      train_samples.resize(static_cast<size_t>(c.max_train_images));
+    if (c.max_val_images > 0 && int64_t(val_samples.size()) > c.max_val_images)
+      val_samples.resize(static_cast<size_t>(c.max_val_images));
+    const int64_t num_classes = train_set.num_classes();
+    const auto class_names = train_set.class_names();
+    std::cerr << train_samples.size() << " training and " << val_samples.size()
+              << " validation images, " << num_classes << " classes\n";
+    mobilenet::DataLoader train_loader(
+        train_samples, mobilenet::train_transform(c.image_size, c.normalize),
+        mobilenet::LoaderOptions(c.batch_size).workers(c.workers).seed(c.seed).drop_last(
+            int64_t(train_samples.size()) > c.batch_size));
+    mobilenet::DataLoader val_loader(
+        val_samples, mobilenet::eval_transform(c.image_size, c.normalize),
+        mobilenet::LoaderOptions(c.batch_size).workers(c.workers).shuffle(false));
+
+    // Model.
+    mobilenet::ModelSpec spec{"mobilenet_v2", num_classes, c.width_mult, c.output_stride,
+                              c.image_size, c.normalize, class_names};
+    mobilenet::MobileNetV2 model(mobilenet::MobileNetV2Options()
+                                     .num_classes(num_classes)
+                                     .width_mult(c.width_mult)
+                                     .output_stride(c.output_stride));
+    mobilenet::init_model(*model, mobilenet::init_policy(c.init));
+    if (!c.weights.empty()) {
+      auto report = mobilenet::load_weights(*model, c.weights, mobilenet::LoadOptions().strict(false));
+      std::cerr << "loaded " << report.loaded << " tensors from " << c.weights << "\n"
+                << report.describe();
+    }
+    model->to(device);
+    if (c.channels_last) to_channels_last(*model);
+    mobilenet::Freezer freezer(model->features, mobilenet::parse_block_range(c.freeze));
+
+    const int64_t steps_per_epoch = train_loader.batches_per_epoch();
+    TORCH_CHECK(steps_per_epoch > 0, "the training set is empty");
+    auto optimizer = mobilenet::make_optimizer(
+        *model, mobilenet::OptimizerOptions(c.optimizer, c.lr)
+                    .weight_decay(c.weight_decay)
+                    .momentum(c.momentum));
+    const mobilenet::LrSchedule schedule(
+        mobilenet::LrScheduleOptions(c.schedule, c.lr, c.epochs * steps_per_epoch)
+            .warmup_steps(std::min<int64_t>(c.epochs * steps_per_epoch,
+                                            int64_t(c.warmup_epochs * steps_per_epoch))));
+    mobilenet::GradScaler scaler(mobilenet::GradScalerOptions().enabled(c.amp && device.is_cuda()));
+    const auto loss_fn = make_loss(c);
+    const auto step_options =
+        mobilenet::TrainStepOptions(device).amp(c.amp).clip_grad_norm(c.clip_grad);
+
+    const std::string last_path = (fs::path(c.out) / "last.pt").string();
+    const std::string best_path = (fs::path(c.out) / "best.pt").string();
+    const std::string csv_path = (fs::path(c.out) / "metrics.csv").string();
+    mobilenet::TrainingState state;
+    state.config = describe(c);
+    if (c.resume) {
+      TORCH_CHECK(fs::exists(last_path), "--resume: no checkpoint at '", last_path, "'");
+      state = mobilenet::load_checkpoint(last_path, *model, spec, optimizer.get());
+      if (!state.scaler.empty()) scaler.load_state(state.scaler);
+      std::cerr << "resumed from " << last_path << " at epoch " << state.epoch << ", step "
+                << state.step << "\n";
+    } else {
+      std::ofstream(csv_path) << "epoch,train_loss,val_loss,accuracy,micro_precision,"
+                                 "micro_recall,micro_f1,macro_precision,macro_recall,macro_f1,"
+                                 "tuned_micro_f1,tuned_macro_f1,map,seconds\n";
+    }
+
+    auto evaluate_and_log = [&](int64_t epoch, double train_loss, double seconds) {
+      auto eval = run_eval(model, val_loader, loss_fn, device, c.amp, epoch);
+      auto m = evaluate_multilabel(eval.scores, eval.targets, class_names);
+      std::ofstream csv(csv_path, std::ios::app);
+      csv << std::setprecision(6) << epoch << "," << train_loss << "," << eval.loss << ","
+          << m.at_half.element_accuracy << "," << m.at_half.micro_precision << ","
+          << m.at_half.micro_recall << "," << m.at_half.micro_f1 << ","
+          << m.at_half.macro_precision << "," << m.at_half.macro_recall << ","
+          << m.at_half.macro_f1 << "," << m.tuned.micro_f1 << "," << m.tuned.macro_f1 << ","
+          << m.ap.mean << "," << seconds << "\n";
+      std::cout << std::fixed << std::setprecision(4) << "epoch " << epoch
+                << " | train loss " << train_loss << " | val loss " << eval.loss
+                << " | acc " << m.at_half.element_accuracy << " | P/R/F1@0.5 micro "
+                << m.at_half.micro_precision << "/" << m.at_half.micro_recall << "/"
+                << m.at_half.micro_f1 << " macro " << m.at_half.macro_precision << "/"
+                << m.at_half.macro_recall << "/" << m.at_half.macro_f1 << " | tuned F1 micro "
+                << m.tuned.micro_f1 << " macro " << m.tuned.macro_f1 << " | mAP " << m.ap.mean
+                << std::endl;
+      return std::make_pair(eval, m);
+    };
+
+    if (!c.resume) {
+      auto [eval, m] = evaluate_and_log(0, std::nan(""), 0.0);  // the untrained model
+      (void)eval;
+      (void)m;
+    }
+    bool nan_stop = false;
+    for (int64_t epoch = state.epoch; epoch < c.epochs && !g_stop && !nan_stop; ++epoch) {
+      freezer.train(*model);
+      mobilenet::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs),
+                                 steps_per_epoch);
+      // A resumed interrupted epoch continues where it stopped: same order, later batches.
+      const int64_t skip = state.step - epoch * steps_per_epoch;
+      int64_t i = 0, images = 0;
+      double loss_sum = 0;
+      int64_t loss_n = 0;
+      for (auto& batch : train_loader.epoch(epoch)) {
+        if (i++ < skip) continue;
+        auto x = batch.images.to(device, /*non_blocking=*/true);
+        auto y = batch.targets.to(device, /*non_blocking=*/true);
+        schedule.apply(*optimizer, state.step);
+        auto r = mobilenet::train_step(model, *optimizer, scaler, loss_fn, x, y, step_options);
+        if (!r.finite && !scaler.enabled()) {
+          std::cerr << "\nloss became " << r.loss << " at epoch " << epoch + 1 << ", step "
+                    << state.step << ": stopping; " << last_path
+                    << " keeps the last good state\n";
+          nan_stop = true;
+          break;
+        }
+        ++state.step;
+        images += x.size(0);
+        if (r.finite) {
+          loss_sum += r.loss;
+          ++loss_n;
+        }
+        std::ostringstream extra;
+        extra << "loss " << std::fixed << std::setprecision(4) << (loss_n ? loss_sum / loss_n : 0.0)
+              << " lr " << std::scientific << std::setprecision(2) << schedule.lr(state.step - 1);
+        bar.update(i, images, extra.str());
+        if (g_stop) break;
+      }
+      if (nan_stop) break;
+      state.scaler = scaler.state();
+      if (g_stop) {
+        train_loader.stop();
+        mobilenet::save_checkpoint(last_path, *model, spec, state, optimizer.get());
+        std::cerr << "\ninterrupted: checkpoint written to " << last_path
+                  << " (continue with --resume)\n";
+        return 130;
+      }
+      bar.finish(images, "loss " + std::to_string(loss_n ? loss_sum / loss_n : 0.0));
+      state.epoch = epoch + 1;
+      auto [eval, m] = evaluate_and_log(epoch + 1, loss_n ? loss_sum / loss_n : std::nan(""),
+                                        bar.elapsed());
+      state.thresholds = m.thresholds;
+      const double score = c.select_by == "map"  ? m.ap.mean
+                           : c.select_by == "f1" ? m.tuned.macro_f1
+                                                 : -eval.loss;
+      const bool best = score > state.best_score;
+      if (best) {
+        state.best_score = score;
+        state.best_epoch = epoch + 1;
+      }
+      mobilenet::save_checkpoint(last_path, *model, spec, state, optimizer.get());
+      if (best) mobilenet::save_checkpoint(best_path, *model, spec, state);
+      if (state.epoch == c.epochs) {
+        std::cout << "\n" << m.report;
+        std::ofstream per_class((fs::path(c.out) / "per_class.csv").string());
+        per_class << "class,ap,threshold\n";
+        for (int64_t k = 0; k < num_classes; ++k) {
+          per_class << class_names[size_t(k)] << "," << m.ap.per_class[size_t(k)] << ","
+                    << m.thresholds[size_t(k)] << "\n";
+        }
+      }
+    }
+    if (nan_stop) return 2;
+    if (coco_train::render_plots(c.out)) {
+      std::cout << "plots: " << c.out << "/{loss,f1,map,per_class_ap}.png\n";
+    } else {
+      std::cout << "gnuplot not found: install it and run 'gnuplot " << c.out << "/plots.gp'\n";
+    }
+    std::cout << "best epoch " << state.best_epoch << " (" << c.select_by << " "
+              << (c.select_by == "loss" ? -state.best_score : state.best_score) << "): "
+              << best_path << "\n";
+  } catch (const c10::Error& e) {
+    std::cerr << "coco_train: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "coco_train: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
