@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -126,6 +127,44 @@ TEST_CASE("decode_image matches PIL exactly for baseline, odd-size, grayscale, C
     CHECK(ours.size(2) == 3);
     CHECK(max_abs_diff(ours, fixtures().load(name)) == 0);
   }
+}
+
+TEST_CASE("a YCCK JPEG (written by TurboJPEG from CMYK pixels) decodes like PIL") {
+  const int w = 96, h = 64;
+  std::vector<uint8_t> cmyk(size_t(w * h * 4));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 4; ++c)
+        cmyk[size_t((y * w + x) * 4 + c)] = uint8_t((x * 2 + y * 3 + c * 50) % 256);
+  tjhandle tj = tjInitCompress();
+  REQUIRE(tj != nullptr);
+  unsigned char* jpeg = nullptr;
+  unsigned long jpeg_size = 0;
+  REQUIRE(tjCompress2(tj, cmyk.data(), w, 0, h, TJPF_CMYK, &jpeg, &jpeg_size, TJSAMP_420, 90,
+                      0) == 0);
+  const std::string p = fixtures().path("ycck.jpg");
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<char*>(jpeg), jpeg_size);
+  tjFree(jpeg);
+  tjDestroy(tj);
+  int width, height, subsamp, colorspace;
+  {
+    std::ifstream in(p, std::ios::binary);
+    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), {});
+    tjhandle d = tjInitDecompress();
+    REQUIRE(tjDecompressHeader3(d, bytes.data(), bytes.size(), &width, &height, &subsamp,
+                                &colorspace) == 0);
+    tjDestroy(d);
+  }
+  CHECK(colorspace == TJCS_YCCK);
+  const std::string ref = fixtures().path("ycck_ref.bin");
+  std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
+                    "/python/image_fixtures.py --decode " + p + " " + ref;
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  torch::Tensor expected = torch::empty({h, w, 3}, torch::kUInt8);
+  std::ifstream in(ref, std::ios::binary);
+  in.read(static_cast<char*>(expected.data_ptr()), std::streamsize(expected.nbytes()));
+  REQUIRE(in.gcount() == std::streamsize(expected.nbytes()));
+  CHECK(max_abs_diff(mobilenet::decode_image(p), expected) == 0);
 }
 
 TEST_CASE("decode_image raises ImageError naming the file for empty, truncated, garbage "

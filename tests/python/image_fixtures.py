@@ -1,6 +1,7 @@
 """Writes image fixtures and PIL/torchvision reference outputs for tests/test_image.cpp.
 
 Usage: /usr/bin/python3 image_fixtures.py OUT_DIR
+       /usr/bin/python3 image_fixtures.py --decode IMAGE OUT.bin   (PIL's RGB pixels, raw)
 
 Every reference array is written as raw bytes (uint8 HWC or float32 CHW) next to a line in
 OUT_DIR/manifest.txt: `name kind dtype d0 d1 d2 [extra ints...]`. The C++ test reads them
@@ -12,6 +13,11 @@ import sys
 
 import numpy as np
 from PIL import Image
+
+if sys.argv[1] == "--decode":
+    with Image.open(sys.argv[2]) as im:
+        np.ascontiguousarray(np.asarray(im.convert("RGB"))).tofile(sys.argv[3])
+    sys.exit(0)
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
