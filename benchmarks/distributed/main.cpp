@@ -1,0 +1,223 @@
+// Data-parallel scaling on this machine: MobileNetV2 trained with 1 process and with 2
+// processes (Gloo over loopback) at the same global batch, with and without overlapping the
+// gradient all-reduce with backward; PyTorch's DistributedDataParallel on the same
+// configuration (bench_ddp.py) runs in the same invocation for comparison.
+//
+//   bench_distributed [--steps 10] [--batch 32] [--image 96] [--width 0.5]
+//
+// The program re-executes itself as the ranks (mobilenet::launch_local).
+#include <mobilenet/distributed.hpp>
+#include <mobilenet/mobilenet_v2.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <chrono>
+
+namespace {
+
+struct Config {
+  int64_t steps = 10;     // timed steps
+  int64_t warmup = 2;     // untimed first steps
+  int64_t batch = 32;     // global batch, split across ranks
+  int64_t image = 96;     // input side
+  double width = 0.5;     // MobileNetV2 width multiplier
+  int64_t classes = 80;   // COCO's label count
+  double bucket_mb = 1;   // DDP bucket cap, both stacks: < the 3 MiB of gradients, to overlap
+};
+
+struct RankResult {
+  double step_s = 0;         // median wall time of one optimizer step
+  double sync_s = 0;         // mean time inside synchronize() per step
+  int64_t buckets = 0;       // gradient buckets per step
+  int64_t bytes = 0;         // gradient bytes per step
+  int64_t in_backward = 0;   // buckets started during backward, per step
+  double reduce_s = 0;       // synchronize() alone, ranks aligned by a barrier
+};
+
+void add_options(CLI::App& app, Config& c) {
+  app.add_option("--steps", c.steps, "timed steps");
+  app.add_option("--warmup", c.warmup, "untimed steps first");
+  app.add_option("--batch", c.batch, "global batch (split across ranks)");
+  app.add_option("--image", c.image, "image side");
+  app.add_option("--width", c.width, "MobileNetV2 width multiplier");
+  app.add_option("--classes", c.classes, "classes");
+  app.add_option("--bucket-mb", c.bucket_mb, "gradient bucket cap in MiB");
+}
+
+std::vector<std::string> config_args(const Config& c) {
+  return {"--steps", std::to_string(c.steps), "--warmup", std::to_string(c.warmup),
+          "--batch", std::to_string(c.batch), "--image", std::to_string(c.image),
+          "--width", std::to_string(c.width), "--classes", std::to_string(c.classes),
+          "--bucket-mb", std::to_string(c.bucket_mb)};
+}
+
+// One rank: synthetic data, SGD, timing. Rank 0 writes its numbers to `out`.
+void run_rank(const Config& c, bool overlap, const std::string& out) {
+  auto comm = mobilenet::init_distributed();
+  torch::manual_seed(0);
+  mobilenet::MobileNetV2 model(
+      mobilenet::MobileNetV2Options().width_mult(c.width).num_classes(c.classes));
+  mobilenet::DistributedDataParallel ddp(
+      model, comm, mobilenet::DistributedDataParallelOptions().bucket_mb(c.bucket_mb).overlap(overlap));
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  const int64_t local = c.batch / comm->world_size();
+  torch::manual_seed(static_cast<uint64_t>(comm->rank()));
+  auto x = torch::randn({local, 3, c.image, c.image});
+  auto y = (torch::rand({local, c.classes}) > 0.9).to(torch::kFloat);
+  std::vector<double> times;
+  for (int64_t step = 0; step < c.warmup + c.steps; ++step) {
+    if (step == c.warmup) {
+      ddp.reset_stats();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    torch::binary_cross_entropy_with_logits(model->forward(x), y).backward();
+    ddp.synchronize();
+    opt.step();
+    if (step >= c.warmup) {
+      times.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  const auto s = ddp.stats();
+  // The all-reduce alone: ranks start together after a barrier, gradients already computed,
+  // so neither backward nor one rank waiting for a slower one is counted.
+  std::vector<double> pure;
+  for (int i = 0; i < 5; ++i) {
+    comm->barrier();
+    const auto start = std::chrono::steady_clock::now();
+    ddp.synchronize();
+    pure.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(pure.begin(), pure.end());
+  if (comm->is_main()) {
+    // Median: this machine is shared, and a few steps get descheduled.
+    std::sort(times.begin(), times.end());
+    std::ofstream(out) << times[times.size() / 2] << " "
+                       << s.synchronize_seconds / static_cast<double>(s.steps) << " " << s.buckets
+                       << " " << s.bytes_per_step << " "
+                       << s.buckets_started_in_backward / std::max<int64_t>(1, s.steps) << " "
+                       << pure[pure.size() / 2] << "\n";
+  }
+}
+
+RankResult launch(const Config& c, int64_t nproc, int64_t threads, bool overlap,
+                  const std::filesystem::path& dir) {
+  const auto out = (dir / ("result-" + std::to_string(nproc) + "-" + std::to_string(threads) +
+                           "-" + std::to_string(overlap) + ".txt"))
+                       .string();
+  auto args = config_args(c);
+  args.insert(args.begin(), {"--rank-program", "--overlap", overlap ? "1" : "0", "--out", out});
+  mobilenet::launch_local(mobilenet::LaunchOptions(nproc).threads_per_rank(threads), args);
+  RankResult r;
+  std::ifstream in(out);
+  TORCH_CHECK(in >> r.step_s >> r.sync_s >> r.buckets >> r.bytes >> r.in_backward >> r.reduce_s,
+              "bench_distributed: rank 0 wrote no result to ", out);
+  return r;
+}
+
+// PyTorch's number for the same configuration (images/s), or -1 if the script failed.
+double python_images_per_s(const Config& c, int64_t nproc, int64_t threads) {
+  std::ostringstream cmd;
+  cmd << MOBILENET_PYTHON << " " << MOBILENET_BENCH_DIR << "/bench_ddp.py --nproc " << nproc
+      << " --threads " << threads << " --batch " << c.batch << " --steps " << c.steps
+      << " --warmup " << c.warmup << " --image " << c.image << " --width " << c.width
+      << " --classes " << c.classes << " --bucket_mb " << c.bucket_mb;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.str().c_str(), "r"), ::pclose);
+  if (!pipe) {
+    return -1;
+  }
+  std::string text;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof(buffer), pipe.get()) != nullptr) {
+    text += buffer;
+  }
+  const auto key = text.find("\"images_per_s\": ");
+  return key == std::string::npos ? -1 : std::stod(text.substr(key + 16));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config c;
+  bool rank_program = false;
+  int overlap = 1;
+  std::string out;
+  CLI::App app("MobileNetV2 data-parallel scaling: 1 vs 2 local processes, C++ vs PyTorch");
+  add_options(app, c);
+  app.add_flag("--rank-program", rank_program, "internal: run as one rank");
+  app.add_option("--overlap", overlap, "internal: overlap all-reduce with backward");
+  app.add_option("--out", out, "internal: result file of rank 0");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (rank_program) {
+      torch::set_num_threads(static_cast<int>(std::stoi(std::getenv("OMP_NUM_THREADS"))));
+      run_rank(c, overlap != 0, out);
+      return 0;
+    }
+    TORCH_CHECK(c.batch % 2 == 0, "--batch must be even (split over 2 ranks)");
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("mobilenet-bench-dist-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::cout << "MobileNetV2 width " << c.width << ", " << c.image << "x" << c.image
+              << ", global batch " << c.batch << ", " << c.steps << " steps (+" << c.warmup
+              << " warm-up), Gloo on loopback, " << std::thread::hardware_concurrency()
+              << " hardware threads\n\n";
+    struct Row {
+      std::string name;
+      int64_t nproc, threads;
+      bool overlap;
+    };
+    const std::vector<Row> rows{{"1 process x 1 thread", 1, 1, false},
+                                {"1 process x 2 threads", 1, 2, false},
+                                {"2 processes x 1 thread, overlap", 2, 1, true},
+                                {"2 processes x 1 thread, no overlap", 2, 1, false}};
+    std::vector<RankResult> results;
+    std::cout << std::left << std::setw(38) << "configuration" << std::right << std::setw(12)
+              << "C++ img/s" << std::setw(14) << "PyTorch img/s" << std::setw(12) << "C++/PyTorch"
+              << "\n";
+    for (const auto& row : rows) {
+      results.push_back(launch(c, row.nproc, row.threads, row.overlap, dir));
+      const double cpp = static_cast<double>(c.batch) / results.back().step_s;
+      // PyTorch's DDP always overlaps; its row is the overlap one.
+      const bool with_python = !(row.nproc == 2 && !row.overlap);
+      const double py = with_python ? python_images_per_s(c, row.nproc, row.threads) : -1;
+      std::cout << std::left << std::setw(38) << row.name << std::right << std::fixed
+                << std::setprecision(1) << std::setw(12) << cpp << std::setw(14);
+      if (py > 0) {
+        std::cout << py << std::setw(12) << std::setprecision(2) << cpp / py << "\n";
+      } else {
+        std::cout << "-" << std::setw(12) << "-" << "\n";
+      }
+    }
+    std::filesystem::remove_all(dir);
+    const auto& one = results[0];
+    const auto& two = results[2];
+    const auto& two_plain = results[3];
+    std::cout << std::setprecision(1) << "\nscaling efficiency, 2 processes vs 1 (1 thread each): "
+              << 100.0 * one.step_s / (2.0 * two.step_s) << " % with overlap, "
+              << 100.0 * one.step_s / (2.0 * two_plain.step_s) << " % without\n"
+              << "gradients per step: " << std::setprecision(2)
+              << static_cast<double>(two.bytes) / (1024.0 * 1024.0) << " MiB in " << two.buckets
+              << " bucket(s) of <= " << c.bucket_mb << " MiB; " << two.in_backward
+              << " started during backward with overlap\n"
+              << "all-reduce cost per step: " << std::setprecision(1) << 1e3 * two.reduce_s
+              << " ms alone (ranks aligned); time inside synchronize() per training step: "
+              << 1e3 * two_plain.sync_s << " ms without overlap, " << 1e3 * two.sync_s
+              << " ms with overlap (includes waiting for the slower rank)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "bench_distributed: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
