@@ -101,6 +101,22 @@ TEST_CASE("loader batches have channels-last NCHW images, matching targets and i
   }
 }
 
+TEST_CASE("recycled batch buffers never overwrite a batch the consumer still holds") {
+  // 19 batches, more than the buffer pool holds: holding them all forces fresh buffers,
+  // dropping them at once makes the loader reuse them.
+  mobilenet::DataLoader loader(samples(), small_transform(),
+                               mobilenet::LoaderOptions(2).workers(3).prefetch(2).seed(4));
+  std::vector<torch::Tensor> copies, held;
+  for (auto& b : loader.epoch(0)) copies.push_back(b.images.clone());
+  for (auto& b : loader.epoch(0)) held.push_back(b.images);
+  REQUIRE(held.size() == copies.size());
+  for (size_t i = 0; i < held.size(); ++i) CHECK(torch::equal(held[i], copies[i]));
+  held.clear();
+  size_t i = 0;
+  for (auto& b : loader.epoch(0)) CHECK(torch::equal(b.images, copies[i++]));
+  CHECK(i == copies.size());
+}
+
 TEST_CASE("loader output is identical for 1 and 3 workers and reshuffles every epoch") {
   mobilenet::DataLoader one(samples(), small_transform(),
                             mobilenet::LoaderOptions(6).workers(1).seed(9));
