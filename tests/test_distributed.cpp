@@ -144,6 +144,31 @@ void rank_train_sync_bn(const std::string& out_dir) {
   auto all = comm->all_gather_cat(mine);
   CHECK(torch::equal(all, torch::cat({torch::zeros({2, 3}), torch::ones({3, 3})})));
   comm->barrier();
+
+  // A parameter only rank 1 uses, and a frozen one: no hang (buckets still start in the
+  // same order on both ranks), the unused side counts as a zero gradient.
+  auto net = std::make_shared<torch::nn::Module>();
+  auto used = net->register_module("used", torch::nn::Linear(3, 2));
+  auto sometimes = net->register_module("sometimes", torch::nn::Linear(3, 2));
+  auto frozen = net->register_module("frozen", torch::nn::Linear(3, 2));
+  for (auto& p : frozen->parameters()) {
+    p.requires_grad_(false);
+  }
+  DistributedDataParallel ddp2(net, comm, DistributedDataParallelOptions().bucket_mb(1e-6));
+  CHECK(ddp2.bucket_numels().size() == 6);  // one parameter per bucket
+  auto x = torch::full({4, 3}, static_cast<float>(r + 1));
+  auto loss = used->forward(x).sum() + frozen->forward(x).sum();
+  if (r == 1) {
+    loss = loss + sometimes->forward(x).sum();
+  }
+  loss.backward();
+  ddp2.synchronize();
+  // d/dW of sum(W x + b) over 4 rows of value r+1 is 4(r+1); averaged over ranks 0 and 1.
+  CHECK(torch::equal(used->weight.grad(), torch::full({2, 3}, 6.0f)));
+  CHECK(torch::equal(used->bias.grad(), torch::full({2}, 4.0f)));
+  CHECK(torch::equal(sometimes->weight.grad(), torch::full({2, 3}, 4.0f)));
+  CHECK(torch::equal(sometimes->bias.grad(), torch::full({2}, 2.0f)));
+  CHECK_FALSE(frozen->weight.grad().defined());
 }
 
 // Per-rank BatchNorm, all-reduce after backward, gradient accumulation with no_sync.
