@@ -328,6 +328,63 @@ TEST_CASE("every truncation of a valid annotation file raises CocoError, never c
   }
 }
 
+TEST_CASE("parsing annotations in windows gives what one whole-document pass gives") {
+  using namespace mobilenet::detail;
+  const std::string json = synthetic_coco(coco_ids(), 120, 11);
+  const simdjson::padded_string padded(json);
+  std::vector<mobilenet::CocoImage> images;
+  std::vector<mobilenet::CocoCategory> categories;
+  std::vector<CocoRawAnnotation> raw;
+  coco_read_whole(padded, "whole.json", images, categories, raw);
+  REQUIRE(raw.size() > 100);
+  for (size_t window : {size_t(1), size_t(100), size_t(5000), kCocoWindow}) {
+    CAPTURE(window);
+    std::vector<mobilenet::CocoImage> wi;
+    std::vector<mobilenet::CocoCategory> wc;
+    std::vector<CocoRawAnnotation> wr;
+    REQUIRE(coco_read_windowed(padded, "windowed.json", wi, wc, wr, window));
+    REQUIRE(wi.size() == images.size());
+    for (size_t i = 0; i < wi.size(); ++i) {
+      CHECK(wi[i].id == images[i].id);
+      CHECK(wi[i].file_name == images[i].file_name);
+      CHECK(wi[i].width == images[i].width);
+      CHECK(wi[i].height == images[i].height);
+    }
+    REQUIRE(wc.size() == categories.size());
+    for (size_t k = 0; k < wc.size(); ++k) CHECK(wc[k].name == categories[k].name);
+    REQUIRE(wr.size() == raw.size());
+    for (size_t k = 0; k < wr.size(); ++k) {
+      CHECK(wr[k].id == raw[k].id);
+      CHECK(wr[k].image_id == raw[k].image_id);
+      CHECK(wr[k].category_id == raw[k].category_id);
+      CHECK(wr[k].crowd == raw[k].crowd);
+    }
+  }
+  // Invalid input is never accepted by the windowed reader, whatever the window.
+  auto rejected = [](const std::string& text) {
+    const simdjson::padded_string p(text);
+    std::vector<mobilenet::CocoImage> i;
+    std::vector<mobilenet::CocoCategory> c;
+    std::vector<CocoRawAnnotation> r;
+    for (size_t window : {size_t(1), size_t(7), size_t(64), kCocoWindow})
+      if (coco_read_windowed(p, "bad.json", i, c, r, window)) return false;
+    return i.empty() && c.empty() && r.empty();
+  };
+  CHECK(rejected(doc(kImage, std::string(kAnnotation) + ",", kCategory)));
+  CHECK(rejected(doc(kImage, "," + std::string(kAnnotation), kCategory)));
+  CHECK(rejected(doc(kImage, std::string(kAnnotation) + ",," + kAnnotation, kCategory)));
+  CHECK(rejected(doc(kImage, std::string(kAnnotation) + "}", kCategory)));
+  CHECK(rejected(doc(kImage, kAnnotation, kCategory) + ","));
+  CHECK(rejected("{\"info\": \"\xff\", " + doc(kImage, kAnnotation, kCategory).substr(1)));
+  for (size_t n = 0; n + 1 < json.size(); n += 1 + n / 30) {
+    CAPTURE(n);
+    CHECK(rejected(json.substr(0, n)));
+  }
+  // A trailing comma after the last annotation is an error through load_coco too.
+  check_error("trailing_comma.json", doc(kImage, std::string(kAnnotation) + ",", kCategory),
+              {"annotations[1] must be an object"});
+}
+
 TEST_CASE("LabelMap::union_by_name merges two data sets into one class space, as Python computes") {
   // Two data sets sharing some names (spelled differently) and using different ids for them.
   const std::string a = write_file("merge_a.json", doc(

@@ -12,12 +12,14 @@
 /// is what makes train2017 load in about a second.
 
 #include <mobilenet/detail/coco_json.hpp>
+#include <mobilenet/detail/coco_scan.hpp>
 #include <mobilenet/sample.hpp>
 
 #include <torch/arg.h>
 #include <torch/types.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -300,21 +302,16 @@ inline void coco_parse_annotations(JsonReader& r, od::value& value,
   }
 }
 
-// The parser proper, over padded bytes (a mapped file or a padded copy).
-inline CocoDataset parse_coco_padded(simdjson::padded_string_view json, const std::string& file,
-                                     const CocoOptions& options) {
+// One pass of simdjson On-Demand over the whole document.
+inline void coco_read_whole(simdjson::padded_string_view json, const std::string& file,
+                            std::vector<CocoImage>& images, std::vector<CocoCategory>& categories,
+                            std::vector<CocoRawAnnotation>& raw) {
   JsonReader r(file);
   od::parser parser;
   od::document doc;
   r.iterate(parser, json, doc);
   od::object root;
   r.check(doc.get_object().get(root), "the top level must be an object");
-
-  CocoDataset ds;
-  ds.annotation_file = file;
-  ds.options = options;
-  std::vector<CocoCategory> categories;
-  std::vector<CocoRawAnnotation> raw;
   bool has_images = false, has_annotations = false, has_categories = false;
   auto once = [&](bool& seen, const char* name) {
     if (seen) r.fail("duplicate top-level field '" + std::string(name) + "'");
@@ -326,7 +323,7 @@ inline CocoDataset parse_coco_padded(simdjson::padded_string_view json, const st
     const auto key = field.key();
     if (key.is_equal("images")) {
       once(has_images, "images");
-      coco_parse_images(r, field.value(), ds.images);
+      coco_parse_images(r, field.value(), images);
     } else if (key.is_equal("annotations")) {
       once(has_annotations, "annotations");
       coco_parse_annotations(r, field.value(), raw);
@@ -339,6 +336,103 @@ inline CocoDataset parse_coco_padded(simdjson::padded_string_view json, const st
   if (!has_images) r.fail("missing top-level field 'images'");
   if (!has_annotations) r.fail("missing top-level field 'annotations'");
   if (!has_categories) r.fail("missing top-level field 'categories'");
+}
+
+// Size of the windows the annotations array is parsed in (see coco_scan.hpp).
+constexpr size_t kCocoWindow = size_t(1) << 20;
+
+// The same reading with the annotations parsed window by window. Returns false, having
+// read nothing, when the file is not laid out as expected or any window fails to parse:
+// the whole-document pass then reports the error in its usual words.
+inline bool coco_read_windowed(simdjson::padded_string_view json, const std::string& file,
+                               std::vector<CocoImage>& images,
+                               std::vector<CocoCategory>& categories,
+                               std::vector<CocoRawAnnotation>& raw, size_t window = kCocoWindow) {
+  std::vector<CocoTopMember> members;
+  if (!CocoScanner(json.data(), json.size(), window).scan("annotations", members))
+    return false;
+  const CocoTopMember* found[3] = {nullptr, nullptr, nullptr};
+  const char* names[3] = {"images", "annotations", "categories"};
+  for (const auto& m : members) {
+    // The whole-document pass validates all of the file's UTF-8. simdjson validates the
+    // windows; the keys and the members not parsed are checked here (the scanner allows
+    // only ASCII punctuation and whitespace between them).
+    if (!simdjson::validate_utf8(m.key)) return false;
+    bool parsed = false;
+    for (int k = 0; k < 3; ++k)
+      if (m.key == names[k]) {
+        if (found[k]) return false;
+        found[k] = &m;
+        parsed = true;
+      }
+    if (!parsed && !simdjson::validate_utf8(m.begin, static_cast<size_t>(m.end - m.begin)))
+      return false;
+  }
+  if (!found[0] || !found[1] || !found[2]) return false;
+
+  std::vector<char> buffer;
+  od::parser parser;
+  // Parses {"v": <bytes>} and hands the value of "v" to `read`.
+  auto parse = [&](const char* open, const char* begin, const char* end, const char* close,
+                   auto&& read) {
+    const size_t a = std::strlen(open), n = static_cast<size_t>(end - begin), c = std::strlen(close);
+    buffer.resize(a + n + c + simdjson::SIMDJSON_PADDING);
+    std::memcpy(buffer.data(), open, a);
+    std::memcpy(buffer.data() + a, begin, n);
+    std::memcpy(buffer.data() + a + n, close, c);
+    JsonReader r(file);
+    od::document doc;
+    r.iterate(parser, simdjson::padded_string_view(buffer.data(), a + n + c, buffer.size()), doc);
+    od::object root;
+    r.check(doc.get_object().get(root), "window");
+    for (auto field_result : root) {  // the one field "v"; iterating it leaves the document at its end
+      od::field field;
+      r.check(std::move(field_result).get(field), "window");
+      read(r, field.value());
+    }
+    r.expect_end();
+  };
+  auto read_all = [&] {
+    parse("{\"v\":", found[0]->begin, found[0]->end, "}",
+          [&](JsonReader& r, od::value& v) { coco_parse_images(r, v, images); });
+    parse("{\"v\":", found[2]->begin, found[2]->end, "}",
+          [&](JsonReader& r, od::value& v) { coco_parse_categories(r, v, categories); });
+    const CocoTopMember& anns = *found[1];
+    if (*anns.begin != '[') return false;
+    const char* from = anns.begin + 1;
+    const char* last = anns.end - 1;  // the closing bracket
+    for (size_t k = 0; k <= anns.cuts.size(); ++k) {
+      const char* to = k < anns.cuts.size() ? anns.cuts[k] : last;
+      // A window of nothing after a cut means a trailing comma: invalid, let the whole pass say so.
+      if (k > 0 && std::all_of(from, to, [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; }))
+        return false;
+      parse("{\"v\":[", from, to, "]}",
+            [&](JsonReader& r, od::value& v) { coco_parse_annotations(r, v, raw); });
+      from = to + 1;
+    }
+    return true;
+  };
+  bool ok = false;
+  try {
+    ok = read_all();
+  } catch (const CocoError&) {
+    ok = false;
+  }
+  if (!ok) images.clear(), categories.clear(), raw.clear();
+  return ok;
+}
+
+// The parser proper, over padded bytes (a mapped file or a padded copy).
+inline CocoDataset parse_coco_padded(simdjson::padded_string_view json, const std::string& file,
+                                     const CocoOptions& options) {
+  JsonReader r(file);
+  CocoDataset ds;
+  ds.annotation_file = file;
+  ds.options = options;
+  std::vector<CocoCategory> categories;
+  std::vector<CocoRawAnnotation> raw;
+  if (!coco_read_windowed(json, file, ds.images, categories, raw))
+    coco_read_whole(json, file, ds.images, categories, raw);
 
   // Classes: ascending category id.
   std::stable_sort(categories.begin(), categories.end(),
