@@ -7,10 +7,12 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
   target_compile_options(fuzz_image PRIVATE -g -O1 -fsanitize=fuzzer,address
                          -Wall -Wextra -Wno-unused-parameter)
   target_link_options(fuzz_image PRIVATE -fsanitize=fuzzer,address)
-  # libFuzzer adds interesting inputs to the first corpus folder: give it a scratch one.
+  # libFuzzer adds interesting inputs to the first corpus folder: give it a scratch one;
+  # fuzz/image_seeds holds tiny JPEGs/PNGs of each kind (PIL-made) to start from.
   set(fuzz_corpus ${CMAKE_CURRENT_BINARY_DIR}/fuzz_image_corpus)
   file(MAKE_DIRECTORY ${fuzz_corpus})
   add_test(NAME fuzz_image
-    COMMAND fuzz_image -max_total_time=30 -rss_limit_mb=2048 -max_len=20000 ${fuzz_corpus})
+    COMMAND fuzz_image -max_total_time=30 -rss_limit_mb=2048 -max_len=20000 ${fuzz_corpus}
+            ${CMAKE_CURRENT_LIST_DIR}/fuzz/image_seeds)
   set_tests_properties(fuzz_image PROPERTIES LABELS fuzz TIMEOUT 300)
 endif()
