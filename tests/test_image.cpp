@@ -167,14 +167,15 @@ TEST_CASE("a YCCK JPEG (written by TurboJPEG from CMYK pixels) decodes like PIL"
   CHECK(max_abs_diff(mobilenet::decode_image(p), expected) == 0);
 }
 
-TEST_CASE("decode_image raises ImageError naming the file for empty, truncated, garbage "
-          "and header-only files") {
+TEST_CASE("decode_image raises ImageError naming the file for empty, truncated, garbage, "
+          "header-only and missing files and for directories") {
   for (const char* file :
        {"empty.jpg", "truncated.jpg", "header_only.jpg", "garbage.jpg", "truncated.png"}) {
     CAPTURE(file);
     check_image_error(file);
   }
   check_image_error("does_not_exist.jpg");
+  check_image_error("");  // the fixture directory itself
 }
 
 TEST_CASE("decode_image on JPEG data with injected markers throws ImageError or decodes, "

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <png.h>
+#include <sys/stat.h>
 #include <turbojpeg.h>
 
 #include <algorithm>
@@ -68,18 +69,13 @@ constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
 inline void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
-  bytes.clear();
-  long size = -1;
-  if (std::fseek(file.get(), 0, SEEK_END) == 0) {
-    size = std::ftell(file.get());
-    std::fseek(file.get(), 0, SEEK_SET);
-  }
-  if (size >= 0) {
-    bytes.resize(static_cast<size_t>(size));
-    size_t got = std::fread(bytes.data(), 1, bytes.size(), file.get());
-    bytes.resize(got);
-  }
-  // Not seekable, or grown since: read the rest in chunks.
+  // fopen accepts directories, and lseek on one can report an absurd size.
+  struct stat st {};
+  if (fstat(fileno(file.get()), &st) != 0 || !S_ISREG(st.st_mode))
+    throw ImageError(path, "not a regular file");
+  bytes.resize(static_cast<size_t>(st.st_size));
+  bytes.resize(std::fread(bytes.data(), 1, bytes.size(), file.get()));
+  // The file may have grown since fstat: read the rest in chunks.
   uint8_t chunk[1 << 14];
   size_t got;
   while ((got = std::fread(chunk, 1, sizeof(chunk), file.get())) > 0) {
