@@ -138,7 +138,7 @@ void rank_train_sync_bn(const std::string& out_dir) {
   auto sums = comm->all_reduce(torch::tensor({1.0, static_cast<double>(r)}));
   CHECK(torch::equal(sums, torch::tensor({2.0, 1.0})));
   auto maxima = comm->all_reduce(torch::tensor({static_cast<double>(r), -static_cast<double>(r)}),
-                                 mobilenet::Reduction::Max);
+                                 mobilenet::ReduceOp::Max);
   CHECK(torch::equal(maxima, torch::tensor({1.0, 0.0})));
   auto mine = torch::full({r + 2, 3}, static_cast<float>(r));  // 2 rows on rank 0, 3 on rank 1
   auto all = comm->all_gather_cat(mine);

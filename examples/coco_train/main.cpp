@@ -54,7 +54,10 @@ struct Config {
   uint64_t seed = 0;
   std::string select_by = "map";
   double clip_grad = 0.0;
+  double min_crop_scale = 0.5;
   int64_t max_train_images = 0, max_val_images = 0;
+  int64_t nproc = 1;
+  double dist_timeout_s = 300;
 };
 
 std::string describe(const Config& c) {
@@ -125,7 +128,7 @@ struct EvalOutput {
 
 EvalOutput run_eval(mobilenet::MobileNetV2& model, mobilenet::DataLoader& loader,
                     const mobilenet::LossFunction& loss_fn, const torch::Device& device,
-                    bool amp, int64_t epoch) {
+                    bool amp, int64_t epoch, int64_t num_classes) {
   model->eval();
   torch::NoGradGuard no_grad;
   EvalOutput out;
@@ -146,10 +149,10 @@ EvalOutput run_eval(mobilenet::MobileNetV2& model, mobilenet::DataLoader& loader
     scores.push_back(torch::sigmoid(logits).cpu());
     targets.push_back(batch.targets);
   }
-  TORCH_CHECK(n > 0, "the validation set produced no images");
-  out.loss = loss_sum / static_cast<double>(n);
-  out.scores = torch::cat(scores);
-  out.targets = torch::cat(targets);
+  // With several ranks a shard may be empty; the caller gathers.
+  out.loss = n > 0 ? loss_sum / static_cast<double>(n) : 0.0;
+  out.scores = n > 0 ? torch::cat(scores) : torch::zeros({0, num_classes});
+  out.targets = n > 0 ? torch::cat(targets) : torch::zeros({0, num_classes});
   return out;
 }
 
@@ -209,12 +212,39 @@ int main(int argc, char** argv) {
   app.add_option("--seed", c.seed, "seeds init, shuffling and augmentation")->capture_default_str();
   app.add_option("--select-by", c.select_by, "which epoch is kept as best.pt: map, f1 (tuned macro) or loss")
       ->check(CLI::IsMember({"map", "f1", "loss"}))->capture_default_str();
+  app.add_option("--min-crop-scale", c.min_crop_scale,
+                 "smallest area fraction RandomResizedCrop keeps (torchvision: 0.08; small crops "
+                 "cut objects out and so make multi-label targets wrong)")
+      ->check(CLI::Range(0.01, 1.0))->capture_default_str();
   app.add_option("--clip-grad", c.clip_grad, "clip the gradient norm (0: off)")->capture_default_str();
+  app.add_option("--nproc", c.nproc,
+                 "data-parallel processes on this machine (Gloo on CPU, NCCL on CUDA); for "
+                 "several machines launch ranks with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--dist-timeout", c.dist_timeout_s,
+                 "seconds a rank waits for the others before failing (dead or hung peer)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--max-train-images", c.max_train_images, "use only the first N training images (0: all)");
   app.add_option("--max-val-images", c.max_val_images, "use only the first N validation images (0: all)");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (c.nproc > 1 && !std::getenv("RANK")) {
+      // Parent of a local data-parallel job: re-run this program as nproc ranks and wait.
+      std::signal(SIGINT, SIG_IGN);  // the ranks get Ctrl-C themselves and checkpoint
+      mobilenet::launch_local(mobilenet::LaunchOptions(c.nproc), argc, argv);
+      return 0;
+    }
+    auto comm = mobilenet::init_distributed(mobilenet::DistributedOptions().timeout(
+        std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout_s * 1000))));
+    const bool main_rank = comm->is_main();
+    const int64_t world = comm->world_size();
+    TORCH_CHECK(c.batch_size % world == 0, "--batch-size ", c.batch_size,
+                " must be divisible by the number of processes (", world, ")");
+    // Only rank 0 talks and writes; the others stay silent unless they fail.
+    std::ostream silent(nullptr);
+    std::ostream& log = main_rank ? std::cerr : silent;
+    std::ostream& out = main_rank ? std::cout : silent;
     if (!c.coco_root.empty()) {
       const fs::path root(c.coco_root);
       if (c.train_ann.empty()) c.train_ann = (root / "annotations/instances_train2017.json").string();
@@ -226,16 +256,18 @@ int main(int argc, char** argv) {
                 "give --coco-root, or --train-ann/--train-images/--val-ann/--val-images");
     const torch::Device device(c.device.empty() ? (torch::cuda::is_available() ? "cuda" : "cpu")
                                                 : c.device);
-    torch::set_num_threads(c.threads > 0 ? static_cast<int>(c.threads)
-                                         : static_cast<int>(std::thread::hardware_concurrency()));
+    int threads = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && world > 1) threads = std::atoi(omp);
+    if (c.threads > 0) threads = static_cast<int>(c.threads);
+    torch::set_num_threads(std::max(1, threads));
     torch::manual_seed(c.seed);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    fs::create_directories(c.out);
+    if (main_rank) fs::create_directories(c.out);
 
     // Data.
     auto options = mobilenet::CocoOptions().ignore_crowd(c.ignore_crowd);
-    std::cerr << "loading " << c.train_ann << " and " << c.val_ann << "\n";
+    log << "loading " << c.train_ann << " and " << c.val_ann << "\n";
     const auto train_set = mobilenet::load_coco(c.train_ann, options);
     const auto val_set = mobilenet::load_coco(c.val_ann, options);
     TORCH_CHECK(train_set.class_names() == val_set.class_names(), "'", c.train_ann, "' and '",
@@ -248,15 +280,30 @@ int main(int argc, char** argv) {
       val_samples.resize(static_cast<size_t>(c.max_val_images));
     const int64_t num_classes = train_set.num_classes();
     const auto class_names = train_set.class_names();
-    std::cerr << train_samples.size() << " training and " << val_samples.size()
+    log << train_samples.size() << " training and " << val_samples.size()
               << " validation images, " << num_classes << " classes\n";
+    mobilenet::Transform train_transform;
+    train_transform
+        .random_resized_crop(c.image_size,
+                             mobilenet::RandomResizedCropOptions().scale_min(c.min_crop_scale))
+        .horizontal_flip(0.5);
+    if (c.normalize) train_transform.normalize(mobilenet::kImageNetMean, mobilenet::kImageNetStd);
     mobilenet::DataLoader train_loader(
-        train_samples, mobilenet::train_transform(c.image_size, c.normalize),
-        mobilenet::LoaderOptions(c.batch_size).workers(c.workers).seed(c.seed).drop_last(
-            int64_t(train_samples.size()) > c.batch_size));
+        train_samples, train_transform,
+        mobilenet::LoaderOptions(c.batch_size / world)
+            .workers(c.workers)
+            .seed(c.seed)
+            .rank(comm->rank())
+            .world_size(world)
+            .even_shards(true)  // equal step counts on every rank
+            .drop_last(int64_t(train_samples.size()) > c.batch_size));
     mobilenet::DataLoader val_loader(
         val_samples, mobilenet::eval_transform(c.image_size, c.normalize),
-        mobilenet::LoaderOptions(c.batch_size).workers(c.workers).shuffle(false));
+        mobilenet::LoaderOptions(c.batch_size / world)
+            .workers(c.workers)
+            .shuffle(false)
+            .rank(comm->rank())
+            .world_size(world));
 
     // Model.
     mobilenet::ModelSpec spec{"mobilenet_v2", num_classes, c.width_mult, c.output_stride,
@@ -268,7 +315,7 @@ int main(int argc, char** argv) {
     mobilenet::init_model(*model, mobilenet::init_policy(c.init));
     if (!c.weights.empty()) {
       auto report = mobilenet::load_weights(*model, c.weights, mobilenet::LoadOptions().strict(false));
-      std::cerr << "loaded " << report.loaded << " tensors from " << c.weights << "\n"
+      log << "loaded " << report.loaded << " tensors from " << c.weights << "\n"
                 << report.describe();
     }
     model->to(device);
@@ -287,8 +334,7 @@ int main(int argc, char** argv) {
                                             int64_t(c.warmup_epochs * steps_per_epoch))));
     mobilenet::GradScaler scaler(mobilenet::GradScalerOptions().enabled(c.amp && device.is_cuda()));
     const auto loss_fn = make_loss(c);
-    const auto step_options =
-        mobilenet::TrainStepOptions(device).amp(c.amp).clip_grad_norm(c.clip_grad);
+    auto step_options = mobilenet::TrainStepOptions(device).amp(c.amp).clip_grad_norm(c.clip_grad);
 
     const std::string last_path = (fs::path(c.out) / "last.pt").string();
     const std::string best_path = (fs::path(c.out) / "best.pt").string();
@@ -299,17 +345,37 @@ int main(int argc, char** argv) {
       TORCH_CHECK(fs::exists(last_path), "--resume: no checkpoint at '", last_path, "'");
       state = mobilenet::load_checkpoint(last_path, *model, spec, optimizer.get());
       if (!state.scaler.empty()) scaler.load_state(state.scaler);
-      std::cerr << "resumed from " << last_path << " at epoch " << state.epoch << ", step "
+      log << "resumed from " << last_path << " at epoch " << state.epoch << ", step "
                 << state.step << "\n";
-    } else {
+    } else if (main_rank) {
       std::ofstream(csv_path) << "epoch,train_loss,val_loss,accuracy,micro_precision,"
                                  "micro_recall,micro_f1,macro_precision,macro_recall,macro_f1,"
                                  "tuned_micro_f1,tuned_macro_f1,map,seconds\n";
     }
 
+    // After resume, so every rank starts from the same weights (rank 0's are broadcast).
+    std::unique_ptr<mobilenet::DistributedDataParallel> ddp;
+    if (comm->distributed()) {
+      ddp = std::make_unique<mobilenet::DistributedDataParallel>(model, comm);
+      step_options.after_backward([&] { ddp->synchronize(); });
+      step_options.finite_consensus(
+          [&](bool finite) { return comm->all_reduce_sum<int64_t>(finite ? 0 : 1) == 0; });
+      log << "data parallel: " << world << " processes (" << comm->backend() << "), "
+          << c.batch_size / world << " images per process and step\n";
+    }
+
     auto evaluate_and_log = [&](int64_t epoch, double train_loss, double seconds) {
-      auto eval = run_eval(model, val_loader, loss_fn, device, c.amp, epoch);
+      auto eval = run_eval(model, val_loader, loss_fn, device, c.amp, epoch, num_classes);
+      if (comm->distributed()) {  // every rank saw a shard: gather scores, average the loss
+        const double n = static_cast<double>(eval.scores.size(0));
+        const double total = comm->all_reduce_sum<double>(n);
+        eval.loss = comm->all_reduce_sum<double>(eval.loss * n) / total;
+        eval.scores = comm->all_gather_cat(eval.scores);
+        eval.targets = comm->all_gather_cat(eval.targets);
+        train_loss = comm->all_reduce_sum<double>(train_loss) / static_cast<double>(world);
+      }
       auto m = evaluate_multilabel(eval.scores, eval.targets, class_names);
+      if (!main_rank) return std::make_pair(eval, m);
       std::ofstream csv(csv_path, std::ios::app);
       csv << std::setprecision(6) << epoch << "," << train_loss << "," << eval.loss << ","
           << m.at_half.element_accuracy << "," << m.at_half.micro_precision << ","
@@ -317,7 +383,7 @@ int main(int argc, char** argv) {
           << m.at_half.macro_precision << "," << m.at_half.macro_recall << ","
           << m.at_half.macro_f1 << "," << m.tuned.micro_f1 << "," << m.tuned.macro_f1 << ","
           << m.ap.mean << "," << seconds << "\n";
-      std::cout << std::fixed << std::setprecision(4) << "epoch " << epoch
+      out << std::fixed << std::setprecision(4) << "epoch " << epoch
                 << " | train loss " << train_loss << " | val loss " << eval.loss
                 << " | acc " << m.at_half.element_accuracy << " | P/R/F1@0.5 micro "
                 << m.at_half.micro_precision << "/" << m.at_half.micro_recall << "/"
@@ -333,8 +399,21 @@ int main(int argc, char** argv) {
       (void)eval;
       (void)m;
     }
-    bool nan_stop = false;
-    for (int64_t epoch = state.epoch; epoch < c.epochs && !g_stop && !nan_stop; ++epoch) {
+    bool nan_stop = false, stop = false;
+    // Every rank must stop at the same step: agree on Ctrl-C across ranks.
+    auto stop_requested = [&] {
+      return comm->distributed() ? comm->all_reduce_sum<int64_t>(g_stop ? 1 : 0) > 0
+                                 : static_cast<bool>(g_stop);
+    };
+    // Rank 0 writes; the others wait so nobody races ahead of a checkpoint.
+    auto checkpoint = [&](const std::string& path, bool with_optimizer) {
+      if (main_rank) {
+        mobilenet::save_checkpoint(path, *model, spec, state,
+                                   with_optimizer ? optimizer.get() : nullptr);
+      }
+      comm->barrier();
+    };
+    for (int64_t epoch = state.epoch; epoch < c.epochs && !stop && !nan_stop; ++epoch) {
       freezer.train(*model);
       mobilenet::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs),
                                  steps_per_epoch);
@@ -350,7 +429,7 @@ int main(int argc, char** argv) {
         schedule.apply(*optimizer, state.step);
         auto r = mobilenet::train_step(model, *optimizer, scaler, loss_fn, x, y, step_options);
         if (!r.finite && !scaler.enabled()) {
-          std::cerr << "\nloss became " << r.loss << " at epoch " << epoch + 1 << ", step "
+          log << "\nloss became " << r.loss << " at epoch " << epoch + 1 << ", step "
                     << state.step << ": stopping; " << last_path
                     << " keeps the last good state\n";
           nan_stop = true;
@@ -365,19 +444,20 @@ int main(int argc, char** argv) {
         std::ostringstream extra;
         extra << "loss " << std::fixed << std::setprecision(4) << (loss_n ? loss_sum / loss_n : 0.0)
               << " lr " << std::scientific << std::setprecision(2) << schedule.lr(state.step - 1);
-        bar.update(i, images, extra.str());
-        if (g_stop) break;
+        if (main_rank) bar.update(i, images * world, extra.str());
+        stop = stop_requested();
+        if (stop) break;
       }
       if (nan_stop) break;
       state.scaler = scaler.state();
-      if (g_stop) {
+      if (stop) {
         train_loader.stop();
-        mobilenet::save_checkpoint(last_path, *model, spec, state, optimizer.get());
-        std::cerr << "\ninterrupted: checkpoint written to " << last_path
+        checkpoint(last_path, true);
+        log << "\ninterrupted: checkpoint written to " << last_path
                   << " (continue with --resume)\n";
         return 130;
       }
-      bar.finish(images, "loss " + std::to_string(loss_n ? loss_sum / loss_n : 0.0));
+      if (main_rank) bar.finish(images * world, "loss " + std::to_string(loss_n ? loss_sum / loss_n : 0.0));
       state.epoch = epoch + 1;
       auto [eval, m] = evaluate_and_log(epoch + 1, loss_n ? loss_sum / loss_n : std::nan(""),
                                         bar.elapsed());
@@ -390,10 +470,11 @@ int main(int argc, char** argv) {
         state.best_score = score;
         state.best_epoch = epoch + 1;
       }
-      mobilenet::save_checkpoint(last_path, *model, spec, state, optimizer.get());
-      if (best) mobilenet::save_checkpoint(best_path, *model, spec, state);
-      if (state.epoch == c.epochs) {
-        std::cout << "\n" << m.report;
+      checkpoint(last_path, true);
+      if (best) checkpoint(best_path, false);
+      stop = stop_requested();
+      if (state.epoch == c.epochs && main_rank) {
+        out << "\n" << m.report;
         std::ofstream per_class((fs::path(c.out) / "per_class.csv").string());
         per_class << "class,ap,threshold\n";
         for (int64_t k = 0; k < num_classes; ++k) {
@@ -403,12 +484,17 @@ int main(int argc, char** argv) {
       }
     }
     if (nan_stop) return 2;
-    if (coco_train::render_plots(c.out)) {
-      std::cout << "plots: " << c.out << "/{loss,f1,map,per_class_ap}.png\n";
-    } else {
-      std::cout << "gnuplot not found: install it and run 'gnuplot " << c.out << "/plots.gp'\n";
+    if (stop) {
+      log << "interrupted between epochs: " << last_path << " is up to date\n";
+      return 130;
     }
-    std::cout << "best epoch " << state.best_epoch << " (" << c.select_by << " "
+    if (!main_rank) return 0;
+    if (coco_train::render_plots(c.out)) {
+      out << "plots: " << c.out << "/{loss,f1,map,per_class_ap}.png\n";
+    } else {
+      out << "gnuplot not found: install it and run 'gnuplot " << c.out << "/plots.gp'\n";
+    }
+    out << "best epoch " << state.best_epoch << " (" << c.select_by << " "
               << (c.select_by == "loss" ? -state.best_score : state.best_score) << "): "
               << best_path << "\n";
   } catch (const c10::Error& e) {

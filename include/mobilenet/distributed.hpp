@@ -115,17 +115,17 @@ struct DistributedOptions {
 };
 
 /// Element-wise reduction across ranks.
-enum class Reduction { Sum, Max, Min };
+enum class ReduceOp { Sum, Max, Min };
 
 namespace detail {
 
-inline c10d::ReduceOp to_c10d(Reduction op) {
+inline c10d::ReduceOp to_c10d(ReduceOp op) {
   switch (op) {
-    case Reduction::Max:
+    case ReduceOp::Max:
       return c10d::ReduceOp(c10d::ReduceOp::MAX);
-    case Reduction::Min:
+    case ReduceOp::Min:
       return c10d::ReduceOp(c10d::ReduceOp::MIN);
-    case Reduction::Sum:
+    case ReduceOp::Sum:
     default:
       return c10d::ReduceOp(c10d::ReduceOp::SUM);
   }
@@ -214,7 +214,7 @@ class Communicator {
   torch::Device device() const { return device_; }
 
   /// Reduces `tensor` in place across ranks (every rank gets the result).
-  void all_reduce_(torch::Tensor& tensor, Reduction op = Reduction::Sum) {
+  void all_reduce_(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum) {
     if (!distributed()) {
       return;
     }
@@ -224,7 +224,7 @@ class Communicator {
 
   /// The element-wise reduction of `tensor` over ranks, on tensor's device; `tensor` is
   /// unchanged. Tensors may live anywhere; they travel through device() if needed.
-  torch::Tensor all_reduce(const torch::Tensor& tensor, Reduction op = Reduction::Sum) {
+  torch::Tensor all_reduce(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum) {
     if (!distributed()) {
       return tensor.clone();
     }
@@ -321,7 +321,7 @@ class Communicator {
 
   /// Starts an in-place reduction of a contiguous tensor on device(); wait() on the result
   /// before reading the tensor. `what` names it in error messages. For DistributedDataParallel.
-  detail::PendingCollective all_reduce_async(torch::Tensor& tensor, Reduction op,
+  detail::PendingCollective all_reduce_async(torch::Tensor& tensor, ReduceOp op,
                                              const std::string& what) {
     if (!distributed()) {
       return detail::PendingCollective();
@@ -973,7 +973,7 @@ class GradientReducer {
   void launch_ready() {
     while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].pending == 0) {
       auto& b = buckets_[next_bucket_];
-      b.work = comm_->all_reduce_async(b.flat, Reduction::Sum,
+      b.work = comm_->all_reduce_async(b.flat, ReduceOp::Sum,
                                        dist_str("gradient all-reduce (bucket ", next_bucket_, " of ",
                                                 buckets_.size(), ")"));
       b.launched = true;

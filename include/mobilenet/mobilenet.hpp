@@ -7,6 +7,7 @@
 #include <mobilenet/checkpoint.hpp>
 #include <mobilenet/conv_bn_act.hpp>
 #include <mobilenet/depthwise_separable.hpp>
+#include <mobilenet/distributed.hpp>
 #include <mobilenet/freeze.hpp>
 #include <mobilenet/init.hpp>
 #include <mobilenet/inverted_residual.hpp>

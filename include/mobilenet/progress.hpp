@@ -26,7 +26,9 @@ class ProgressBar {
   void update(int64_t done, int64_t items, const std::string& extra = "") {
     const auto now = Clock::now();
     const double since_last = seconds(last_, now);
-    if (done < total_ && since_last < (tty_ ? 0.2 : kLogEverySeconds)) return;
+    // Always show the first update, so a log says early that work has started.
+    if (drawn_ && done < total_ && since_last < (tty_ ? 0.2 : kLogEverySeconds)) return;
+    drawn_ = true;
     last_ = now;
     draw(done, items, extra, now);
   }
@@ -69,6 +71,7 @@ class ProgressBar {
   bool tty_;
   Clock::time_point start_;
   Clock::time_point last_;
+  bool drawn_ = false;
 };
 
 }  // namespace mobilenet

@@ -23,6 +23,12 @@ struct TrainStepOptions {
   TORCH_ARG(bool, amp) = false;
   /// Clip the global gradient norm to this (after unscaling); 0 = off. Default 0.
   TORCH_ARG(double, clip_grad_norm) = 0.0;
+  /// Maps this process's "loss is finite" to the decision every process shares (data
+  /// parallel: all ranks must skip together or none). Default: none (local decision).
+  TORCH_ARG(std::function<bool(bool)>, finite_consensus) = nullptr;
+  /// Runs after backward, before clipping and the step: DistributedDataParallel's
+  /// synchronize() goes here. Default: none.
+  TORCH_ARG(std::function<void()>, after_backward) = nullptr;
 };
 
 /// What a step did.
@@ -49,11 +55,13 @@ StepResult train_step(Model& model, torch::optim::Optimizer& optimizer, GradScal
   StepResult result;
   result.loss = loss.item<double>();
   result.finite = std::isfinite(result.loss);
+  if (options.finite_consensus()) result.finite = options.finite_consensus()(result.finite);
   if (!result.finite && !scaler.enabled()) {
     result.skipped = true;
     return result;
   }
   scaler.scale(loss).backward();
+  if (options.after_backward()) options.after_backward()();
   if (options.clip_grad_norm() > 0) {
     scaler.unscale(optimizer);
     std::vector<torch::Tensor> params;

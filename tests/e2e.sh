@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End-to-end: generate demo data, train the seed model briefly, check that validation mAP
+# ends far above the untrained model's, resume, interrupt, and predict with what train wrote.
+# Usage: e2e.sh BUILD_DIR
+set -euo pipefail
+build=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+data=$tmp/data
+"$build/examples/make_demo_data/make_demo_data" --out "$data" --train 400 --val 100 --size 64 --seed 1
+train() {
+  "$build/examples/coco_train/coco_train" \
+    --train-ann "$data/annotations/instances_train.json" --train-images "$data/train" \
+    --val-ann "$data/annotations/instances_val.json" --val-images "$data/val" \
+    --image-size 64 --batch-size 16 --lr 3e-3 --warmup-epochs 0.5 --workers 2 "$@"
+}
+fail() { echo "e2e: FAIL: $*" >&2; exit 1; }
+
+# 1. Train 4 epochs, then resume the same run for 2 more.
+train --epochs 4 --out "$tmp/run"
+[[ -f $tmp/run/last.pt && -f $tmp/run/best.pt && -f $tmp/run/metrics.csv ]] || fail "missing outputs"
+train --epochs 6 --out "$tmp/run" --resume
+rows=$(tail -n +2 "$tmp/run/metrics.csv" | wc -l)
+[[ $rows -eq 7 ]] || fail "metrics.csv has $rows epoch rows, expected 7 (untrained + 6)"
+
+# 2. mAP: column 'map' of the untrained row (epoch 0) versus the last epoch.
+col=$(head -1 "$tmp/run/metrics.csv" | tr ',' '\n' | grep -n '^map$' | cut -d: -f1)
+untrained=$(awk -F, -v c="$col" 'NR==2 {print $c}' "$tmp/run/metrics.csv")
+final=$(awk -F, -v c="$col" 'END {print $c}' "$tmp/run/metrics.csv")
+echo "e2e: val mAP untrained $untrained -> trained $final"
+awk -v u="$untrained" -v f="$final" 'BEGIN {exit !(f >= u + 0.25)}' ||
+  fail "mAP $final is not far above the untrained $untrained"
+
+# 3. predict reads the checkpoint train wrote: one JSON line per validation image.
+"$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" --json "$data/val" > "$tmp/pred.jsonl"
+images=$(find "$data/val" -name '*.jpg' | wc -l)
+lines=$(grep -c '"labels": \[' "$tmp/pred.jsonl")
+[[ $lines -eq $images ]] || fail "predict gave $lines results for $images images"
+grep -q '"probability"' "$tmp/pred.jsonl" || fail "predict labelled nothing"
+"$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" "$data/val" | head -3
+
+# 4. SIGINT finishes the step, writes a checkpoint, exits 130; --resume continues from it.
+train --epochs 1 --out "$tmp/int" --max-train-images 400 > "$tmp/int.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "epoch 1/1" "$tmp/int.log" 2>/dev/null && break
+  sleep 0.2
+done
+kill -INT $pid
+set +e
+wait $pid
+status=$?
+set -e
+[[ $status -eq 130 ]] || { cat "$tmp/int.log"; fail "interrupted run exited $status, expected 130"; }
+[[ -f $tmp/int/last.pt ]] || fail "no checkpoint after SIGINT"
+train --epochs 1 --out "$tmp/int" --max-train-images 400 --resume > "$tmp/int2.log" 2>&1 ||
+  { cat "$tmp/int2.log"; fail "resume after SIGINT failed"; }
+grep -q "resumed from" "$tmp/int2.log" || fail "resume did not load the checkpoint"
+echo "e2e: passed"
