@@ -353,11 +353,12 @@ inline bool coco_read_windowed(simdjson::padded_string_view json, const std::str
     return false;
   const CocoTopMember* found[3] = {nullptr, nullptr, nullptr};
   const char* names[3] = {"images", "annotations", "categories"};
+  std::vector<const CocoTopMember*> others;
   for (const auto& m : members) {
-    // The whole-document pass validates all of the file's UTF-8. simdjson validates the
-    // windows; the keys and the members not parsed are checked here (the scanner allows
-    // only ASCII punctuation and whitespace between them).
-    if (!simdjson::validate_utf8(m.key)) return false;
+    // simdjson rejects control characters and invalid UTF-8 in any string, even skipped.
+    if (!simdjson::validate_utf8(m.key) ||
+        std::any_of(m.key.begin(), m.key.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
+      return false;
     bool parsed = false;
     for (int k = 0; k < 3; ++k)
       if (m.key == names[k]) {
@@ -365,8 +366,7 @@ inline bool coco_read_windowed(simdjson::padded_string_view json, const std::str
         found[k] = &m;
         parsed = true;
       }
-    if (!parsed && !simdjson::validate_utf8(m.begin, static_cast<size_t>(m.end - m.begin)))
-      return false;
+    if (!parsed) others.push_back(&m);
   }
   if (!found[0] || !found[1] || !found[2]) return false;
 
@@ -393,6 +393,10 @@ inline bool coco_read_windowed(simdjson::padded_string_view json, const std::str
     r.expect_end();
   };
   auto read_all = [&] {
+    // Members we do not read still go through simdjson, which validates what the whole
+    // pass would validate (strings, UTF-8); `info` and `licenses` are small.
+    for (const CocoTopMember* m : others)
+      parse("{\"v\":", m->begin, m->end, "}", [](JsonReader&, od::value&) {});
     parse("{\"v\":", found[0]->begin, found[0]->end, "}",
           [&](JsonReader& r, od::value& v) { coco_parse_images(r, v, images); });
     parse("{\"v\":", found[2]->begin, found[2]->end, "}",
