@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "../bench_util.hpp"
+
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -12,38 +14,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-namespace {
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string run(const std::string& cmd) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  TORCH_CHECK(pipe, "cannot run ", cmd);
-  char buf[256];
-  while (fgets(buf, sizeof buf, pipe.get())) out += buf;
-  return out;
-}
-
-double field(const std::string& text, const std::string& key) {
-  auto at = text.find(key + " ");
-  TORCH_CHECK(at != std::string::npos, "Python baseline printed no '", key, "':\n", text);
-  return std::stod(text.substr(at + key.size() + 1));
-}
-
-// CPU seconds of this process: the per-core rate is CPU-bound work, and CPU time is
-// steadier than wall time on a shared machine.
-double cpu_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Image pipeline benchmark: mobilenet (C++) vs PIL + torchvision (Python)"};
@@ -65,7 +35,7 @@ int main(int argc, char** argv) {
   };
   if (!std::filesystem::exists(path(images - 1))) {
     std::printf("writing %lld JPEGs to %s ...\n", static_cast<long long>(images), dir.c_str());
-    run(std::string(MOBILENET_PYTHON) + " " + script + " generate " + dir + " " +
+    bench::run(std::string(MOBILENET_PYTHON) + " " + script + " generate " + dir + " " +
         std::to_string(images));
   }
   std::vector<mobilenet::Sample> samples;
@@ -76,28 +46,28 @@ int main(int argc, char** argv) {
   std::vector<float> out(size_t(size * size * 3));
   for (int64_t i = 0; i < std::min<int64_t>(images, 20); ++i)
     transform.apply_into(samples[i].path, 0, out.data());
-  double t = now(), c = cpu_now();
+  double t = bench::now(), c = bench::cpu_now();
   for (int64_t r = 0; r < repeats; ++r)
     for (int64_t i = 0; i < images; ++i)
       transform.apply_into(samples[i].path, mobilenet::sample_seed(0, r, i), out.data());
-  const double ours_core = double(images * repeats) / (cpu_now() - c);
-  const double ours_core_wall = double(images * repeats) / (now() - t);
+  const double ours_core = double(images * repeats) / (bench::cpu_now() - c);
+  const double ours_core_wall = double(images * repeats) / (bench::now() - t);
 
   // Two worker threads through the DataLoader (batches of 32, collated, channels-last).
   mobilenet::DataLoader loader(samples, transform,
                                mobilenet::LoaderOptions(32).workers(2).pin_memory(false));
   for (auto& b : loader.epoch(0)) (void)b;
-  t = now();
+  t = bench::now();
   for (int64_t r = 0; r < repeats; ++r)
     for (auto& b : loader.epoch(r + 1)) (void)b;
-  const double ours_two = double(images * repeats) / (now() - t);
+  const double ours_two = double(images * repeats) / (bench::now() - t);
 
-  const std::string py = run(std::string(MOBILENET_PYTHON) + " " + script + " run " + dir +
+  const std::string py = bench::run(std::string(MOBILENET_PYTHON) + " " + script + " run " + dir +
                              " " + std::to_string(images) + " " + std::to_string(size) + " " +
                              std::to_string(repeats));
-  const double py_core = field(py, "per_core_img_per_s");
-  const double py_core_wall = field(py, "per_core_wall_img_per_s");
-  const double py_two = field(py, "workers2_img_per_s");
+  const double py_core = bench::field(py, "per_core_img_per_s");
+  const double py_core_wall = bench::field(py, "per_core_wall_img_per_s");
+  const double py_two = bench::field(py, "workers2_img_per_s");
   std::printf("images: decode + RandomResizedCrop(%lld) + flip + normalize, 640x480 q90 JPEG\n",
               static_cast<long long>(size));
   std::printf("  1 core     C++ %8.1f img/s   Python %8.1f img/s   ratio %.2fx (goal >= 3x)"

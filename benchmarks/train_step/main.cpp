@@ -5,34 +5,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "../bench_util.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
-
-namespace {
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string run(const std::string& cmd) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  TORCH_CHECK(pipe, "cannot run ", cmd);
-  char buf[256];
-  while (fgets(buf, sizeof buf, pipe.get())) out += buf;
-  return out;
-}
-
-double field(const std::string& text, const std::string& key) {
-  auto at = text.find(key + " ");
-  TORCH_CHECK(at != std::string::npos, "Python baseline printed no '", key, "':\n", text);
-  return std::stod(text.substr(at + key.size() + 1));
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Train-step benchmark: mobilenet (C++) vs torchvision (Python)"};
@@ -73,10 +52,10 @@ int main(int argc, char** argv) {
   model->train();
   for (int i = 0; i < 2; ++i) mobilenet::train_step(model, *opt, scaler, loss, x, y, options);
   sync();
-  double t = now();
+  double t = bench::now();
   for (int64_t i = 0; i < steps; ++i) mobilenet::train_step(model, *opt, scaler, loss, x, y, options);
   sync();
-  const double ours_train = double(batch * steps) / (now() - t);
+  const double ours_train = double(batch * steps) / (bench::now() - t);
 
   model->eval();
   std::vector<double> times;
@@ -85,22 +64,22 @@ int main(int argc, char** argv) {
     auto one = x.narrow(0, 0, 1).clone();
     for (int i = 0; i < 3; ++i) model(one);
     for (int64_t i = 0; i < runs; ++i) {
-      t = now();
+      t = bench::now();
       model(one);
       sync();
-      times.push_back(now() - t);
+      times.push_back(bench::now() - t);
     }
   }
   std::sort(times.begin(), times.end());
   const double ours_latency = 1000 * times[times.size() / 2];
 
-  const std::string py = run(std::string(MOBILENET_PYTHON) + " " + MOBILENET_BENCH_DIR +
+  const std::string py = bench::run(std::string(MOBILENET_PYTHON) + " " + MOBILENET_BENCH_DIR +
                              "/python_baseline.py " + std::to_string(batch) + " " +
                              std::to_string(size) + " " + std::to_string(threads) + " " +
                              std::to_string(steps) + " " + std::to_string(runs) + " " +
                              (amp ? "1 " : "0 ") + device_name);
-  const double py_train = field(py, "train_img_per_s");
-  const double py_latency = field(py, "latency_ms");
+  const double py_train = bench::field(py, "train_img_per_s");
+  const double py_latency = bench::field(py, "latency_ms");
   std::printf("train_step: batch %lld, %lldx%lld, %lld threads, %s%s, channels-last\n",
               (long long)batch, (long long)size, (long long)size, (long long)threads,
               device_name.c_str(), amp ? ", amp" : "");
