@@ -10,6 +10,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "../bench_util.hpp"
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -28,26 +30,6 @@ constexpr int64_t kImages = 118287;
 constexpr int64_t kAnnotations = 860001;
 // COCO's category ids: 1..90 without these.
 constexpr int kMissingIds[] = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83};
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string run(const std::string& cmd) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  TORCH_CHECK(pipe, "cannot run ", cmd);
-  char buf[256];
-  while (fgets(buf, sizeof buf, pipe.get())) out += buf;
-  return out;
-}
-
-double field(const std::string& text, const std::string& key) {
-  auto at = text.find(key + " ");
-  TORCH_CHECK(at != std::string::npos, "no '", key, "' in:\n", text);
-  return std::stod(text.substr(at + key.size() + 1));
-}
 
 double cpu_seconds() {
   rusage usage{};
@@ -167,10 +149,10 @@ void generate(const std::string& path) {
 
 // Child process: load to multi-hot, print time and peak RSS.
 int load_only(const std::string& path) {
-  const double t = now(), cpu = cpu_seconds();
+  const double t = bench::now(), cpu = cpu_seconds();
   const auto ds = mobilenet::load_coco(path);
   const torch::Tensor targets = ds.targets();
-  const double seconds = now() - t, cpu_used = cpu_seconds() - cpu;
+  const double seconds = bench::now() - t, cpu_used = cpu_seconds() - cpu;
   std::printf("seconds %.4f\ncpu_seconds %.4f\npeak_rss_mb %.1f\nchecksum %.0f\n", seconds,
               cpu_used, peak_rss_mb(), targets.sum().item<double>());
   return 0;
@@ -196,30 +178,30 @@ int main(int argc, char** argv) {
   if (!std::filesystem::exists(file)) {
     std::printf("generating %s ...\n", file.c_str());
     std::fflush(stdout);
-    const double t = now();
+    const double t = bench::now();
     generate(file);
-    std::printf("  %.1f s\n", now() - t);
+    std::printf("  %.1f s\n", bench::now() - t);
   }
   std::printf("file: %s (%.1f MB)\n", file.c_str(),
               double(std::filesystem::file_size(file)) / 1e6);
 
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   // Warm the page cache so both sides read from memory.
-  run("cat '" + file + "' > /dev/null");
+  bench::run("cat '" + file + "' > /dev/null");
   // Best of the repeats by wall time; CPU time (user + sys) is also shown because on a
   // shared machine wall time includes waiting for a core.
   struct Best {
     double seconds = 1e30, cpu = 0, rss = 0, checksum = 0;
     void add(const std::string& out) {
-      if (field(out, "seconds") < seconds)
-        seconds = field(out, "seconds"), cpu = field(out, "cpu_seconds"), rss = field(out, "peak_rss_mb");
-      checksum = field(out, "checksum");
+      if (bench::field(out, "seconds") < seconds)
+        seconds = bench::field(out, "seconds"), cpu = bench::field(out, "cpu_seconds"), rss = bench::field(out, "peak_rss_mb");
+      checksum = bench::field(out, "checksum");
     }
   } ours, py;
-  for (int64_t r = 0; r < repeats; ++r) ours.add(run("'" + self + "' --load '" + file + "'"));
+  for (int64_t r = 0; r < repeats; ++r) ours.add(bench::run("'" + self + "' --load '" + file + "'"));
   const std::string script = std::string(MOBILENET_BENCH_DIR) + "/python_baseline.py";
   for (int64_t r = 0; r < python_repeats; ++r)
-    py.add(run(std::string(MOBILENET_PYTHON) + " " + script + " '" + file + "'"));
+    py.add(bench::run(std::string(MOBILENET_PYTHON) + " " + script + " '" + file + "'"));
   TORCH_CHECK(ours.checksum == py.checksum, "targets differ: C++ sum ", ours.checksum,
               ", Python sum ", py.checksum);
 

@@ -1,7 +1,6 @@
 // Trains the seed model (dilated MobileNetV2) as a multi-label classifier on COCO or any
 // COCO-format data set, evaluating every epoch; resumable, interruptible, with plots.
-#include <mobilenet/coco.hpp>
-#include <mobilenet/loader.hpp>
+#include <mobilenet/data.hpp>
 #include <mobilenet/losses.hpp>
 #include <mobilenet/metrics.hpp>
 #include <mobilenet/metrics_torch.hpp>
