@@ -22,5 +22,5 @@ echo "== training (64 px: the demo's images are small; COCO uses the default 256
   --image-size 64 --batch-size 16 --epochs 6 --lr 3e-3 --warmup-epochs 0.5 \
   --out "$demo/run" "$@"
 echo "== predictions of best.pt on validation images"
-"$build/examples/predict/predict" --checkpoint "$demo/run/best.pt" "$demo/data/val" | head -n 5
+"$build/examples/predict/predict" --checkpoint "$demo/run/best.pt" "$demo/data/val" | sed -n 1,5p
 echo "== outputs: $demo/run (metrics.csv, *.png plots, best.pt, last.pt)"

@@ -8,12 +8,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 data=$tmp/data
 "$build/examples/make_demo_data/make_demo_data" --out "$data" --train 400 --val 100 --size 64 --seed 1
-train() {
-  "$build/examples/coco_train/coco_train" \
-    --train-ann "$data/annotations/instances_train.json" --train-images "$data/train" \
-    --val-ann "$data/annotations/instances_val.json" --val-images "$data/val" \
-    --image-size 64 --batch-size 16 --lr 3e-3 --warmup-epochs 0.5 --workers 2 "$@"
-}
+common=(--train-ann "$data/annotations/instances_train.json" --train-images "$data/train"
+        --val-ann "$data/annotations/instances_val.json" --val-images "$data/val"
+        --image-size 64 --batch-size 16 --lr 3e-3 --warmup-epochs 0.5 --workers 2)
+train() { "$build/examples/coco_train/coco_train" "${common[@]}" "$@"; }
 fail() { echo "e2e: FAIL: $*" >&2; exit 1; }
 
 # 1. Train 4 epochs, then resume the same run for 2 more.
@@ -37,10 +35,12 @@ images=$(find "$data/val" -name '*.jpg' | wc -l)
 lines=$(grep -c '"labels": \[' "$tmp/pred.jsonl")
 [[ $lines -eq $images ]] || fail "predict gave $lines results for $images images"
 grep -q '"probability"' "$tmp/pred.jsonl" || fail "predict labelled nothing"
-"$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" "$data/val" | head -3
+"$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" "$data/val" | sed -n 1,3p
 
 # 4. SIGINT finishes the step, writes a checkpoint, exits 130; --resume continues from it.
-train --epochs 1 --out "$tmp/int" --max-train-images 400 > "$tmp/int.log" 2>&1 &
+# Started directly (not through the function) so that $! is coco_train itself.
+"$build/examples/coco_train/coco_train" "${common[@]}" --epochs 1 --out "$tmp/int" \
+  --max-train-images 400 > "$tmp/int.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q "epoch 1/1" "$tmp/int.log" 2>/dev/null && break
