@@ -159,6 +159,19 @@ TEST_CASE("torchvision weights give torchvision's logits; our weights give torch
   }
 }
 
+TEST_CASE("scripts/export_torchvision_weights.py turns a saved state_dict into loadable weights") {
+  TempDir dir("export");
+  REQUIRE(run_python("torchvision_ref.py", "raw 80 " + dir / "raw.pt") == 0);
+  const std::string script = std::string(MOBILENET_PYTHON) + " " + MOBILENET_SOURCE_DIR +
+                             "/scripts/export_torchvision_weights.py " + dir / "out.pt" +
+                             " --num-classes 80 --checkpoint " + dir / "raw.pt > /dev/null";
+  REQUIRE(std::system(script.c_str()) == 0);
+  MobileNetV2 model(seed_model_options());
+  CHECK(load_weights(*model, dir / "out.pt").complete());
+  save_weights(*model, dir / "back.pt");
+  CHECK(run_python("torchvision_ref.py", "same " + dir / "out.pt " + dir / "back.pt") == 0);
+}
+
 TEST_CASE("load_weights is strict by default and reports every mismatch; non-strict skips them") {
   TempDir dir("strict");
   MobileNetV2 source(MobileNetV2Options().num_classes(80));

@@ -43,6 +43,7 @@ struct Config {
   int64_t epochs = 10, batch_size = 32, image_size = 256;
   bool amp = false;
   std::string freeze = "none";
+  int64_t unfreeze_epoch = 0;
   int64_t threads = 0, workers = 2;
   std::string device;
   bool channels_last = true;
@@ -199,6 +200,9 @@ int main(int argc, char** argv) {
   app.add_option("--image-size", c.image_size, "training/eval resolution")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--amp,!--no-amp", c.amp, "mixed precision: fp16 + loss scaling on CUDA, bf16 on CPU")->capture_default_str();
   app.add_option("--freeze", c.freeze, "feature blocks to freeze, e.g. 0-6 or 14-18 (inclusive), or none")->capture_default_str();
+  app.add_option("--unfreeze-epoch", c.unfreeze_epoch,
+                 "make the --freeze blocks trainable from this epoch on (0: never)")
+      ->capture_default_str();
   app.add_option("--threads", c.threads, "intra-op threads (default: all cores)");
   app.add_option("--workers", c.workers, "data loading threads")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--device", c.device, "cpu or cuda (default: cuda when available)")
@@ -413,6 +417,11 @@ int main(int argc, char** argv) {
       comm->barrier();
     };
     for (int64_t epoch = state.epoch; epoch < c.epochs && !stop && !nan_stop; ++epoch) {
+      if (c.unfreeze_epoch > 0 && epoch + 1 >= c.unfreeze_epoch && !freezer.range().empty()) {
+        // The optimizer already holds every parameter (frozen ones just had no gradient).
+        freezer.unfreeze();
+        log << "epoch " << epoch + 1 << ": feature blocks " << c.freeze << " unfrozen\n";
+      }
       freezer.train(*model);
       mobilenet::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs),
                                  steps_per_epoch);

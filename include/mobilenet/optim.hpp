@@ -29,16 +29,17 @@ struct OptimizerOptions {
   TORCH_ARG(bool, decay_all) = false;
 };
 
-/// AdamW or SGD over the trainable parameters of `module`, in two groups: weights with
-/// dim > 1 (decayed) and the rest (BN and biases, not decayed unless decay_all).
+/// AdamW or SGD over all parameters of `module`, in two groups: weights with dim > 1
+/// (decayed) and the rest (BN and biases, not decayed unless decay_all). Frozen parameters
+/// are included: they never get a gradient, which the optimizers skip, so they stay
+/// untouched until unfrozen, with no new optimizer needed.
 inline std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module,
                                                                const OptimizerOptions& o) {
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& p : module.parameters()) {
-    if (!p.requires_grad()) continue;
     (p.dim() > 1 || o.decay_all() ? decay : no_decay).push_back(p);
   }
-  TORCH_CHECK(!decay.empty() || !no_decay.empty(), "make_optimizer: no trainable parameters");
+  TORCH_CHECK(!decay.empty() || !no_decay.empty(), "make_optimizer: the module has no parameters");
   if (o.kind() == "adamw") {
     auto base = torch::optim::AdamWOptions(o.lr())
                     .weight_decay(o.weight_decay())

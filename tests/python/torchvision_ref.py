@@ -7,6 +7,7 @@ Usage (all paths are files written or read by the C++ test):
   keys NUM_CLASSES OUT                      state_dict keys, one per line, in order
   export NUM_CLASSES SEED WEIGHTS INPUT OUT random model -> weights, input, logits (OS 32)
   logits NUM_CLASSES OS WEIGHTS INPUT OUT   load weights (from C++), dilate, save logits
+  raw NUM_CLASSES OUT                        model.state_dict() as users save it (OrderedDict)
   same WEIGHTS_A WEIGHTS_B                  exit 0 iff both files hold identical tensors
   summary NUM_CLASSES OS SIZE OUT           torchsummary's row count and MB figures
 """
@@ -75,6 +76,9 @@ def main(argv):
         model.load_state_dict(torch.load(argv[3]))
         x = torch.load(argv[4])["input"]
         save({"logits": model(x).detach()}, argv[5])
+    elif cmd == "raw":
+        torch.manual_seed(3)
+        torch.save(model_for(int(argv[1])).state_dict(), argv[2])
     elif cmd == "same":
         a, b = torch.load(argv[1]), torch.load(argv[2])
         ok = list(a.keys()) == list(b.keys()) and all(
