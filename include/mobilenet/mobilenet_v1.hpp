@@ -62,16 +62,8 @@ class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
 
   void reset() override {
     const auto& o = options;
-    TORCH_CHECK(o.num_classes() > 0, "MobileNetV1: num_classes must be > 0, got ",
-                o.num_classes());
-    TORCH_CHECK(o.width_mult() > 0, "MobileNetV1: width_mult must be > 0, got ",
-                o.width_mult());
-    TORCH_CHECK(o.dropout() >= 0 && o.dropout() < 1,
-                "MobileNetV1: dropout must be in [0, 1), got ", o.dropout());
-    TORCH_CHECK(o.stage_dilations().empty() || o.stage_dilations().size() == o.stages().size(),
-                "MobileNetV1: stage_dilations must have one entry per stage (",
-                o.stages().size(), "), got ", o.stage_dilations().size());
-    detail::check_output_stride("MobileNetV1", o.output_stride());
+    detail::check_model_options("MobileNetV1", o.num_classes(), o.width_mult(), o.dropout(),
+                                o.stages().size(), o.stage_dilations(), o.output_stride());
 
     constexpr int64_t kStemStride = 2;
     int64_t channels = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
@@ -84,9 +76,7 @@ class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
       TORCH_CHECK(stage.n > 0 && stage.c > 0 && (stage.s == 1 || stage.s == 2),
                   "MobileNetV1: stage ", i, " (c=", stage.c, ", n=", stage.n, ", s=", stage.s,
                   ") needs c > 0, n > 0, s in {1, 2}");
-      const int64_t extra = o.stage_dilations().empty() ? 1 : o.stage_dilations()[i];
-      TORCH_CHECK(extra >= 1, "MobileNetV1: stage_dilations[", i, "] must be >= 1, got ",
-                  extra);
+      const int64_t extra = detail::stage_dilation(o.stage_dilations(), i);
       const int64_t out =
           detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
                                  o.round_nearest());
@@ -108,8 +98,7 @@ class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
   torch::Tensor forward_features(torch::Tensor x) { return detail::call(features, std::move(x)); }
 
   torch::Tensor forward(torch::Tensor x) {
-    x = torch::adaptive_avg_pool2d(forward_features(std::move(x)), {1, 1}).flatten(1);
-    return detail::call(classifier, std::move(x));
+    return detail::pool_and_classify(forward_features(std::move(x)), classifier);
   }
 
   void pretty_print(std::ostream& stream) const override {

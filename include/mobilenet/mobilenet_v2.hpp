@@ -71,19 +71,10 @@ class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
 
   void reset() override {
     const auto& o = options;
-    TORCH_CHECK(o.num_classes() > 0, "MobileNetV2: num_classes must be > 0, got ",
-                o.num_classes());
-    TORCH_CHECK(o.width_mult() > 0, "MobileNetV2: width_mult must be > 0, got ",
-                o.width_mult());
     TORCH_CHECK(o.round_nearest() > 0, "MobileNetV2: round_nearest must be > 0, got ",
                 o.round_nearest());
-    TORCH_CHECK(o.dropout() >= 0 && o.dropout() < 1,
-                "MobileNetV2: dropout must be in [0, 1), got ", o.dropout());
-    TORCH_CHECK(!o.stages().empty(), "MobileNetV2: stages must not be empty");
-    TORCH_CHECK(o.stage_dilations().empty() || o.stage_dilations().size() == o.stages().size(),
-                "MobileNetV2: stage_dilations must have one entry per stage (",
-                o.stages().size(), "), got ", o.stage_dilations().size());
-    detail::check_output_stride("MobileNetV2", o.output_stride());
+    detail::check_model_options("MobileNetV2", o.num_classes(), o.width_mult(), o.dropout(),
+                                o.stages().size(), o.stage_dilations(), o.output_stride());
 
     constexpr int64_t kStemStride = 2;  // the 3x3 stem conv halves the input
     int64_t input_channel = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
@@ -99,9 +90,7 @@ class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
       TORCH_CHECK(stage.n > 0 && stage.c > 0 && stage.t >= 1 && (stage.s == 1 || stage.s == 2),
                   "MobileNetV2: stage ", i, " (t=", stage.t, ", c=", stage.c, ", n=", stage.n,
                   ", s=", stage.s, ") needs t >= 1, c > 0, n > 0, s in {1, 2}");
-      const int64_t extra = o.stage_dilations().empty() ? 1 : o.stage_dilations()[i];
-      TORCH_CHECK(extra >= 1, "MobileNetV2: stage_dilations[", i, "] must be >= 1, got ",
-                  extra);
+      const int64_t extra = detail::stage_dilation(o.stage_dilations(), i);
       const int64_t output_channel =
           detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
                                  o.round_nearest());
@@ -128,8 +117,7 @@ class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
 
   /// Logits, N x num_classes (no sigmoid: losses take logits).
   torch::Tensor forward(torch::Tensor x) {
-    x = torch::adaptive_avg_pool2d(forward_features(std::move(x)), {1, 1}).flatten(1);
-    return detail::call(classifier, std::move(x));
+    return detail::pool_and_classify(forward_features(std::move(x)), classifier);
   }
 
   void pretty_print(std::ostream& stream) const override {

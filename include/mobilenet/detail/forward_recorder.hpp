@@ -47,4 +47,9 @@ torch::Tensor call(Holder& module, torch::Tensor x) {
   return y;
 }
 
+/// Classifier head shared by the models: global average pool, flatten, `classifier`.
+inline torch::Tensor pool_and_classify(torch::Tensor features, torch::nn::Sequential& classifier) {
+  return call(classifier, torch::adaptive_avg_pool2d(features, {1, 1}).flatten(1));
+}
+
 }  // namespace mobilenet::detail
