@@ -56,4 +56,12 @@ set -e
 train --epochs 1 --out "$tmp/int" --max-train-images 400 --resume > "$tmp/int2.log" 2>&1 ||
   { cat "$tmp/int2.log"; fail "resume after SIGINT failed"; }
 grep -q "resumed from" "$tmp/int2.log" || fail "resume did not load the checkpoint"
+# 5. Data parallel: 2 local ranks (Gloo on loopback), then resume in distributed mode.
+train --epochs 1 --out "$tmp/ddp" --nproc 2 --max-train-images 96 --max-val-images 40 \
+  > "$tmp/ddp.log" 2>&1 || { cat "$tmp/ddp.log"; fail "--nproc 2 failed"; }
+grep -q "data parallel: 2 processes" "$tmp/ddp.log" || fail "--nproc 2 did not run 2 ranks"
+train --epochs 2 --out "$tmp/ddp" --nproc 2 --max-train-images 96 --max-val-images 40 --resume \
+  > "$tmp/ddp2.log" 2>&1 || { cat "$tmp/ddp2.log"; fail "distributed resume failed"; }
+rows=$(tail -n +2 "$tmp/ddp/metrics.csv" | wc -l)
+[[ $rows -eq 3 ]] || fail "distributed metrics.csv has $rows rows, expected 3"
 echo "e2e: passed"
