@@ -108,6 +108,35 @@ TEST_CASE("bf16 autocast on CPU runs the convolutions in bf16 and training reduc
   CHECK(losses.back() < 0.6 * losses.front());
 }
 
+TEST_CASE("a non-finite loss skips the update, and a consensus can overrule the local view") {
+  torch::manual_seed(4);
+  auto model = tiny_model();
+  auto opt = make_optimizer(*model, OptimizerOptions("sgd", 0.1));
+  GradScaler scaler(GradScalerOptions().enabled(false));
+  auto before = model->features[1]->parameters()[0].clone();
+  auto [x, y] = batch(0);
+  auto nan_loss = [](const torch::Tensor& l, const torch::Tensor& t) {
+    return bce(l, t) * std::numeric_limits<float>::quiet_NaN();
+  };
+  auto r = train_step(model, *opt, scaler, nan_loss, x, y, TrainStepOptions());
+  CHECK_FALSE(r.finite);
+  CHECK(r.skipped);
+  CHECK(torch::equal(model->features[1]->parameters()[0], before));
+  // Another rank saw NaN: this one skips too, although its own loss is finite.
+  int hooks = 0;
+  auto options = TrainStepOptions()
+                     .finite_consensus([](bool) { return false; })
+                     .after_backward([&] { ++hooks; });
+  r = train_step(model, *opt, scaler, bce, x, y, options);
+  CHECK(r.skipped);
+  CHECK(hooks == 0);
+  CHECK(torch::equal(model->features[1]->parameters()[0], before));
+  r = train_step(model, *opt, scaler, bce, x, y, TrainStepOptions().after_backward([&] { ++hooks; }));
+  CHECK_FALSE(r.skipped);
+  CHECK(hooks == 1);
+  CHECK_FALSE(torch::equal(model->features[1]->parameters()[0], before));
+}
+
 TEST_CASE("freezing keeps frozen weights and BN statistics bit-identical") {
   torch::manual_seed(1);
   auto model = tiny_model();
