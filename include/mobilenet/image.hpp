@@ -134,16 +134,26 @@ inline bool has_adobe_marker(const uint8_t* data, size_t size) {
   return false;
 }
 
-inline ImageInfo probe_jpeg(const uint8_t* data, size_t size, const std::string& path) {
-  tjhandle tj = tj_decompressor();
-  if (!tj) throw ImageError(path, "cannot create a TurboJPEG decompressor");
+// A JPEG's header as TurboJPEG reads it, with this thread's decompressor.
+struct JpegHeader {
+  tjhandle tj = nullptr;
   int width = 0, height = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &width, &height,
-                          &subsamp, &colorspace) != 0) {
-    throw ImageError(path, std::string("corrupt JPEG header: ") + tjGetErrorStr2(tj));
+};
+
+inline JpegHeader read_jpeg_header(const uint8_t* data, size_t size, const std::string& path) {
+  JpegHeader h;
+  h.tj = tj_decompressor();
+  if (!h.tj) throw ImageError(path, "cannot create a TurboJPEG decompressor");
+  if (tjDecompressHeader3(h.tj, data, static_cast<unsigned long>(size), &h.width, &h.height,
+                          &h.subsamp, &h.colorspace) != 0) {
+    throw ImageError(path, std::string("corrupt JPEG header: ") + tjGetErrorStr2(h.tj));
   }
-  ImageInfo info{ImageFormat::kJpeg, {height, width}};
-  return info;
+  return h;
+}
+
+inline ImageInfo probe_jpeg(const uint8_t* data, size_t size, const std::string& path) {
+  const JpegHeader h = read_jpeg_header(data, size, path);
+  return ImageInfo{ImageFormat::kJpeg, {h.height, h.width}};
 }
 
 inline ImageInfo probe_png(const uint8_t* data, size_t size, const std::string& path) {
@@ -189,13 +199,9 @@ inline int64_t jpeg_scaled(int64_t dim, tjscalingfactor f) {
 inline DecodedImage decode_jpeg(const uint8_t* data, size_t size, const std::string& path,
                                 tjscalingfactor factor,
                                 std::vector<uint8_t>* scratch = nullptr) {
-  tjhandle tj = tj_decompressor();
-  if (!tj) throw ImageError(path, "cannot create a TurboJPEG decompressor");
-  int width = 0, height = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &width, &height,
-                          &subsamp, &colorspace) != 0) {
-    throw ImageError(path, std::string("corrupt JPEG header: ") + tjGetErrorStr2(tj));
-  }
+  const JpegHeader header = read_jpeg_header(data, size, path);
+  tjhandle tj = header.tj;
+  const int width = header.width, height = header.height, colorspace = header.colorspace;
   ImageSize original{height, width};
   check_size(original, path);
   const int64_t sw = jpeg_scaled(width, factor), sh = jpeg_scaled(height, factor);

@@ -19,12 +19,12 @@ References (independent of the C++ code under test):
          p_m = max(p - m, 0), logs clamped at eps as in the authors' code; float64.
 - softf1: 1 - 2TP/(2TP+FP+FN+eps) with TP=sum p*y, FP=sum p*(1-y), FN=sum (1-p)*y; float64.
 """
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
 import torchvision
+
+import case_files  # tests/python, beside this script
 
 
 def asl_paper(x, y, gamma_neg, gamma_pos, clip, eps):
@@ -90,12 +90,5 @@ def run_case(path_in, path_out):
         f.write(" ".join("%.17g" % a for a in grad.double().reshape(-1).tolist()) + "\n")
 
 
-def main():
-    d = sys.argv[1]
-    for name in sorted(os.listdir(d)):
-        if name.endswith(".in"):
-            run_case(os.path.join(d, name), os.path.join(d, name[:-3] + ".out"))
-
-
 if __name__ == "__main__":
-    main()
+    case_files.run_folder(run_case)

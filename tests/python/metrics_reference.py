@@ -16,13 +16,13 @@ For every DIR/<case>.in written by the C++ test, writes DIR/<case>.out.
     best_fbeta                        per class, max over all thresholds t in the scores of
                                       fbeta_score(y, score >= t) (only when beta > 0)
 """
-import os
-import sys
 import warnings
 
 import numpy as np
 from sklearn.metrics import (accuracy_score, average_precision_score, fbeta_score,
                              precision_recall_fscore_support)
+
+import case_files  # tests/python, beside this script
 
 warnings.filterwarnings("ignore")
 
@@ -74,12 +74,5 @@ def run_case(path_in, path_out):
         fo.writelines(out)
 
 
-def main():
-    d = sys.argv[1]
-    for name in sorted(os.listdir(d)):
-        if name.endswith(".in"):
-            run_case(os.path.join(d, name), os.path.join(d, name[:-3] + ".out"))
-
-
 if __name__ == "__main__":
-    main()
+    case_files.run_folder(run_case)
