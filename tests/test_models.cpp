@@ -232,3 +232,15 @@ TEST_CASE("summary of the seed model matches torchsummary's figures computed in 
   CHECK(frozen.trainable_params == 2326352 - (1280 * 80 + 80));
   CHECK(model->is_training());  // mode restored
 }
+
+TEST_CASE("to_channels_last stores conv weights NHWC and leaves the outputs unchanged") {
+  torch::manual_seed(8);
+  MobileNetV2 model(MobileNetV2Options().num_classes(5).width_mult(0.25));
+  model->eval();
+  torch::NoGradGuard g;
+  auto x = torch::randn({2, 3, 32, 32});
+  auto before = model(x);
+  to_channels_last(*model);
+  CHECK(model->features[0]->parameters()[0].is_contiguous(at::MemoryFormat::ChannelsLast));
+  CHECK(relative_error(model(x.contiguous(at::MemoryFormat::ChannelsLast)), before) <= 1e-5);
+}

@@ -32,11 +32,7 @@ int main(int argc, char** argv) {
   const torch::Device device(device_name);
   mobilenet::MobileNetV2 model(mobilenet::MobileNetV2Options().num_classes(80).output_stride(32));
   model->to(device);
-  {
-    torch::NoGradGuard g;
-    for (auto& p : model->parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-  }
+  mobilenet::to_channels_last(*model);
   auto opt = mobilenet::make_optimizer(*model, mobilenet::OptimizerOptions("adamw", 1e-3).decay_all(true));
   mobilenet::GradScaler scaler(mobilenet::GradScalerOptions().enabled(amp && device.is_cuda()));
   auto x = torch::randn({batch, 3, size, size}, torch::TensorOptions().device(device))

@@ -90,13 +90,6 @@ mobilenet::LossFunction make_loss(const Config& c) {
   return [](const torch::Tensor& x, const torch::Tensor& y) { return soft_f1_loss(x, y); };
 }
 
-void to_channels_last(torch::nn::Module& model) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : model.parameters()) {
-    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-  }
-}
-
 /// Validation metrics of one epoch: at threshold 0.5 and at per-class thresholds tuned on
 /// this same set for F1 (so the tuned figures are optimistic; the thresholds are what a
 /// deployed model carries).
@@ -322,7 +315,7 @@ int main(int argc, char** argv) {
                 << report.describe();
     }
     model->to(device);
-    if (c.channels_last) to_channels_last(*model);
+    if (c.channels_last) mobilenet::to_channels_last(*model);
     mobilenet::Freezer freezer(model->features, mobilenet::parse_block_range(c.freeze));
 
     const int64_t steps_per_epoch = train_loader.batches_per_epoch();

@@ -5,6 +5,7 @@
 
 #include <mobilenet/activation.hpp>
 #include <mobilenet/amp.hpp>
+#include <mobilenet/channels_last.hpp>
 #include <mobilenet/checkpoint.hpp>
 #include <mobilenet/conv_bn_act.hpp>
 #include <mobilenet/depthwise_separable.hpp>
