@@ -1,8 +1,8 @@
 // COCO annotations, label maps and the demo data set. Targets are checked against
 // tests/python/coco_reference.py (Python's json module), run on the same files.
-#include <mobilenet/coco.hpp>
-#include <mobilenet/detail/coco_demo.hpp>
-#include <mobilenet/label_map.hpp>
+#include <mobilenet/data/coco.hpp>
+#include <mobilenet/data/demo.hpp>
+#include <mobilenet/data/label_map.hpp>
 
 #include <doctest/doctest.h>
 
@@ -499,8 +499,8 @@ TEST_CASE("bad mapping files raise CocoError naming the file and the key") {
 
 TEST_CASE("make_demo_data writes a COCO-format set that loads, with gaps in ids, empty images and crowds") {
   const auto dir = (scratch() / "demo").string();
-  const auto opts = mobilenet::detail::DemoDataOptions().train(120).val(30).size(64).seed(3);
-  const auto splits = mobilenet::detail::write_demo_data(dir, opts);
+  const auto opts = mobilenet::DemoDataOptions().train(120).val(30).size(64).seed(3);
+  const auto splits = mobilenet::write_demo_data(dir, opts);
   REQUIRE(splits.size() == 2);
   const auto train = mobilenet::load_coco(splits[0].annotation_file);
   const auto val = mobilenet::load_coco(splits[1].annotation_file);
@@ -532,7 +532,7 @@ TEST_CASE("make_demo_data writes a COCO-format set that loads, with gaps in ids,
   CHECK(python("demo " + splits[0].annotation_file + " " + splits[0].image_dir) == 0);
   CHECK(python("demo " + splits[1].annotation_file + " " + splits[1].image_dir) == 0);
   // Same seed, same bytes.
-  const auto again = mobilenet::detail::write_demo_data((scratch() / "demo2").string(), opts);
+  const auto again = mobilenet::write_demo_data((scratch() / "demo2").string(), opts);
   CHECK(read_file(again[0].annotation_file) == read_file(splits[0].annotation_file));
   const auto first = train.images.front().file_name;
   CHECK(read_file((fs::path(again[0].image_dir) / first).string()) ==

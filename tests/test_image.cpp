@@ -7,8 +7,8 @@
 // torchvision float pipelines within 1/255 before normalisation.
 #include <doctest/doctest.h>
 
-#include <mobilenet/image.hpp>
-#include <mobilenet/transforms.hpp>
+#include <mobilenet/data/image.hpp>
+#include <mobilenet/data/transforms.hpp>
 
 #include <torch/torch.h>
 

@@ -2,7 +2,7 @@
 // (/usr/bin/python3) at the start of the run.
 #include <doctest/doctest.h>
 
-#include <mobilenet/loader.hpp>
+#include <mobilenet/data/loader.hpp>
 
 #include <torch/torch.h>
 

@@ -1,7 +1,7 @@
 // Multi-label losses: parity with torchvision / PyTorch / the ASL paper formula (computed by
 // tests/python/losses_reference.py in the same run), finite-difference gradients in float64,
 // numerical robustness and input checks.
-#include <mobilenet/losses.hpp>
+#include <mobilenet/nn/losses.hpp>
 
 #include <doctest/doctest.h>
 #include <torch/torch.h>

@@ -1,8 +1,8 @@
 // Multi-label metrics: parity with scikit-learn (tests/python/metrics_reference.py, run in the
 // same process tree) within 1e-9, threshold tuning against a brute-force search, the torch
 // adapter, reporting and input checks.
-#include <mobilenet/metrics.hpp>
-#include <mobilenet/metrics_torch.hpp>
+#include <mobilenet/metrics/metrics.hpp>
+#include <mobilenet/metrics/metrics_torch.hpp>
 
 #include <doctest/doctest.h>
 #include <torch/torch.h>

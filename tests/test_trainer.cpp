@@ -1,13 +1,13 @@
 // Training building blocks: AMP scaler and autocast, freezing, optimizers, LR schedules,
 // checkpoints and exact resume.
 #include <doctest/doctest.h>
-#include <mobilenet/amp.hpp>
-#include <mobilenet/checkpoint.hpp>
-#include <mobilenet/freeze.hpp>
-#include <mobilenet/mobilenet_v2.hpp>
-#include <mobilenet/optim.hpp>
-#include <mobilenet/schedule.hpp>
-#include <mobilenet/train_step.hpp>
+#include <mobilenet/train/amp.hpp>
+#include <mobilenet/train/checkpoint.hpp>
+#include <mobilenet/train/freeze.hpp>
+#include <mobilenet/models/mobilenet_v2.hpp>
+#include <mobilenet/train/optim.hpp>
+#include <mobilenet/train/schedule.hpp>
+#include <mobilenet/train/train_step.hpp>
 
 #include <fstream>
 

@@ -6,7 +6,7 @@
 //   bench_annotations [--file /tmp/synthetic_instances_train2017.json] [--repeats 3]
 //
 // The file is generated on first use (deterministic) and kept; it is never committed.
-#include <mobilenet/coco.hpp>
+#include <mobilenet/data/coco.hpp>
 
 #include <CLI/CLI.hpp>
 

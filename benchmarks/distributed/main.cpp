@@ -7,7 +7,7 @@
 //
 // The program re-executes itself as the ranks (mobilenet::launch_local).
 #include <mobilenet/distributed.hpp>
-#include <mobilenet/mobilenet_v2.hpp>
+#include <mobilenet/models/mobilenet_v2.hpp>
 
 #include <CLI/CLI.hpp>
 

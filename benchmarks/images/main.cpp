@@ -1,7 +1,7 @@
 // Image pipeline throughput: decode + RandomResizedCrop(256) + flip + normalise on 640x480
 // quality-90 JPEGs, one core and two threads, versus PIL + torchvision transforms (one
 // process, then a torch DataLoader with 2 worker processes) on the same files, same run.
-#include <mobilenet/loader.hpp>
+#include <mobilenet/data/loader.hpp>
 
 #include <CLI/CLI.hpp>
 

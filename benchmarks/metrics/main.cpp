@@ -2,7 +2,7 @@
 // sizes), ours (metrics.hpp, one thread) against scikit-learn in the same run.
 //
 // Usage: bench_metrics [--quick]   (--quick: only 5,000 x 80)
-#include <mobilenet/metrics.hpp>
+#include <mobilenet/metrics/metrics.hpp>
 
 #include <Eigen/Core>
 

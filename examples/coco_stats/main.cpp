@@ -7,8 +7,8 @@
 // how many images turn "dark" once normalized (most of their values below zero, so they show
 // as black when the normalized tensor is viewed as an image), size mismatches between the
 // annotations and the files, and the files that cannot be read.
-#include <mobilenet/coco.hpp>
-#include <mobilenet/image.hpp>
+#include <mobilenet/data/coco.hpp>
+#include <mobilenet/data/image.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -44,7 +44,7 @@ ImageStats measure(const std::string& path, const mobilenet::CocoImage& image,
                    std::vector<uint8_t>& bytes, std::vector<uint8_t>& scratch) {
   ImageStats s;
   try {
-    mobilenet::detail::read_file(path, bytes);
+    mobilenet::read_file(path, bytes);
     const auto info = mobilenet::probe_image(bytes.data(), bytes.size(), path);
     const auto decoded = mobilenet::decode_image_region(
         bytes.data(), bytes.size(), path, double(info.size.height), double(info.size.width),

@@ -1,11 +1,12 @@
 // Trains the seed model (dilated MobileNetV2) as a multi-label classifier on COCO or any
 // COCO-format data set, evaluating every epoch; resumable, interruptible, with plots.
 #include <mobilenet/data.hpp>
-#include <mobilenet/losses.hpp>
-#include <mobilenet/metrics.hpp>
-#include <mobilenet/metrics_torch.hpp>
+#include <mobilenet/distributed.hpp>
+#include <mobilenet/nn/losses.hpp>
+#include <mobilenet/metrics/metrics.hpp>
+#include <mobilenet/metrics/metrics_torch.hpp>
 #include <mobilenet/mobilenet.hpp>
-#include <mobilenet/progress.hpp>
+#include <mobilenet/train/progress.hpp>
 
 #include <CLI/CLI.hpp>
 

@@ -5,7 +5,7 @@
 // writes demo/annotations/instances_{train,val}.json and demo/{train,val}/*.jpg. Six classes
 // (category ids 3, 7, 12, 25, 44, 90), 1-3 objects per image, ~12% images without objects,
 // some crowd annotations. A small CNN learns them in a few minutes of CPU training at 64-96 px.
-#include <mobilenet/detail/coco_demo.hpp>
+#include <mobilenet/data/demo.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -16,7 +16,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"Write a small multi-label COCO-format demo data set (shapes on noise)"};
   std::string out = "demo";
-  mobilenet::detail::DemoDataOptions options;
+  mobilenet::DemoDataOptions options;
   int64_t train = options.train(), val = options.val(), size = options.size();
   uint64_t seed = options.seed();
   int quality = options.quality();
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
 
   try {
     const auto start = std::chrono::steady_clock::now();
-    const auto splits = mobilenet::detail::write_demo_data(
+    const auto splits = mobilenet::write_demo_data(
         out, options.train(train).val(val).size(size).seed(seed).quality(quality));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
                 << s.crowd_annotations << " crowd)\n";
     }
     std::cout << "classes:";
-    for (const auto& c : mobilenet::detail::demo_classes()) std::cout << ' ' << c.name << '=' << c.id;
+    for (const auto& c : mobilenet::demo_classes()) std::cout << ' ' << c.name << '=' << c.id;
     std::cout << "\nwritten in " << seconds << " s\n";
   } catch (const std::exception& e) {
     std::cerr << "make_demo_data: " << e.what() << '\n';

@@ -1,8 +1,8 @@
 // Runs a coco_train checkpoint on image files or folders and prints, for each image, the
 // classes whose probability reaches that class's tuned threshold.
-#include <mobilenet/image.hpp>
+#include <mobilenet/data/image.hpp>
 #include <mobilenet/mobilenet.hpp>
-#include <mobilenet/transforms.hpp>
+#include <mobilenet/data/transforms.hpp>
 
 #include <CLI/CLI.hpp>
 

@@ -1,11 +1,12 @@
 #pragma once
 /// \file data.hpp
 /// The data half of the library: COCO-format annotations, label maps, image decoding,
-/// transforms and the threaded loader. Link mobilenet::data (simdjson, TurboJPEG, libpng);
-/// mobilenet.hpp stays usable with mobilenet::mobilenet alone.
+/// transforms and the threaded loader. Link mobilenet::data (simdjson, TurboJPEG, libpng).
+/// The demo data generator is data/demo.hpp (not included here).
 
-#include <mobilenet/coco.hpp>
-#include <mobilenet/image.hpp>
-#include <mobilenet/label_map.hpp>
-#include <mobilenet/loader.hpp>
-#include <mobilenet/transforms.hpp>
+#include <mobilenet/data/coco.hpp>
+#include <mobilenet/data/image.hpp>
+#include <mobilenet/data/label_map.hpp>
+#include <mobilenet/data/loader.hpp>
+#include <mobilenet/data/sample.hpp>
+#include <mobilenet/data/transforms.hpp>

@@ -3,8 +3,8 @@
 // differential check: the windowed reader (with a window picked by the input) must either
 // give up or read exactly what the whole-document reader reads.
 //   clang++ -fsanitize=fuzzer,address ... fuzz_coco.cpp && ./fuzz_coco -max_total_time=60
-#include <mobilenet/coco.hpp>
-#include <mobilenet/label_map.hpp>
+#include <mobilenet/data/coco.hpp>
+#include <mobilenet/data/label_map.hpp>
 
 #include <cstdint>
 #include <cstdlib>

@@ -1,7 +1,7 @@
 // libFuzzer target for the image decoder and the transform pipeline: any byte string must
 // decode or raise mobilenet::ImageError, never crash, hang or read out of bounds.
 //   clang++ -fsanitize=fuzzer,address ... fuzz_image.cpp && ./fuzz_image -max_total_time=60
-#include <mobilenet/transforms.hpp>
+#include <mobilenet/data/transforms.hpp>
 
 #include <cstdint>
 #include <vector>

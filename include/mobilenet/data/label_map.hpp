@@ -13,9 +13,9 @@
 /// Names are compared normalized: ASCII case ignored, runs of spaces, '_' and '-' equal one
 /// space, ends trimmed ("Traffic_Light" == "traffic light").
 
-#include <mobilenet/coco.hpp>
+#include <mobilenet/data/coco.hpp>
 #include <mobilenet/detail/coco_json.hpp>
-#include <mobilenet/sample.hpp>
+#include <mobilenet/data/sample.hpp>
 
 #include <cctype>
 #include <cstdint>

@@ -16,9 +16,9 @@
 /// resampling, normalisation and collation are plain loops writing into buffers allocated
 /// with torch::empty. The training thread keeps its own intra-op thread count.
 
-#include <mobilenet/image.hpp>
-#include <mobilenet/sample.hpp>
-#include <mobilenet/transforms.hpp>
+#include <mobilenet/data/image.hpp>
+#include <mobilenet/data/sample.hpp>
+#include <mobilenet/data/transforms.hpp>
 
 #include <torch/torch.h>
 

@@ -59,13 +59,8 @@ struct DecodedImage {
   ImageSize original;
 };
 
-namespace detail {
-
-// Larger images are refused: a 20-byte header can claim 4 billion pixels, and we would
-// rather report a bad file than allocate that. 2^28 pixels is a 16k x 16k photo.
-constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
-
-// Reads a whole file into `bytes`, reusing its capacity.
+/// Reads a whole regular file into `bytes`, reusing its capacity; throws ImageError naming
+/// the file when it cannot be opened or read, or is not a regular file.
 inline void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
@@ -84,11 +79,19 @@ inline void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
   if (std::ferror(file.get())) throw ImageError(path, "read error");
 }
 
+/// Reads a whole regular file. Example: `auto bytes = mobilenet::read_file("a.jpg");`
 inline std::vector<uint8_t> read_file(const std::string& path) {
   std::vector<uint8_t> bytes;
   read_file(path, bytes);
   return bytes;
 }
+
+namespace detail {
+
+// Larger images are refused: a 20-byte header can claim 4 billion pixels, and we would
+// rather report a bad file than allocate that. 2^28 pixels is a 16k x 16k photo.
+constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
+
 
 inline bool is_jpeg(const uint8_t* data, size_t size) {
   return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
@@ -338,7 +341,7 @@ inline torch::Tensor decode_image(const uint8_t* data, size_t size, const std::s
 /// Decodes a JPEG or PNG file to a uint8 HWC RGB tensor at full resolution.
 /// Example: `torch::Tensor rgb = mobilenet::decode_image("val2017/000000000139.jpg");`
 inline torch::Tensor decode_image(const std::string& path) {
-  std::vector<uint8_t> bytes = detail::read_file(path);
+  std::vector<uint8_t> bytes = read_file(path);
   return decode_image(bytes.data(), bytes.size(), path);
 }
 
@@ -346,7 +349,7 @@ inline torch::Tensor decode_image(const std::string& path) {
 /// least `min_size` (height and width) — or at full size when the image is smaller.
 /// Example: `decode_image(path, {256, 256})` decodes a 4000x3000 JPEG at 1/8: 500x375.
 inline torch::Tensor decode_image(const std::string& path, ImageSize min_size) {
-  std::vector<uint8_t> bytes = detail::read_file(path);
+  std::vector<uint8_t> bytes = read_file(path);
   ImageInfo info = probe_image(bytes.data(), bytes.size(), path);
   return decode_image_region(bytes.data(), bytes.size(), path, double(info.size.height),
                              double(info.size.width), min_size)

@@ -2,11 +2,11 @@
 /// \file mobilenet_v2.hpp
 /// MobileNetV2 (Sandler et al., 2018) with torchvision's layout and an output-stride option.
 
-#include <mobilenet/conv_bn_act.hpp>
+#include <mobilenet/nn/conv_bn_act.hpp>
 #include <mobilenet/detail/dilation.hpp>
 #include <mobilenet/detail/forward_recorder.hpp>
-#include <mobilenet/init.hpp>
-#include <mobilenet/inverted_residual.hpp>
+#include <mobilenet/nn/init.hpp>
+#include <mobilenet/nn/inverted_residual.hpp>
 
 #include <torch/torch.h>
 

@@ -2,11 +2,11 @@
 /// \file mobilenet_v1.hpp
 /// MobileNetV1 (Howard et al., 2017): stem conv + 13 depthwise-separable blocks + pool + FC.
 
-#include <mobilenet/conv_bn_act.hpp>
-#include <mobilenet/depthwise_separable.hpp>
+#include <mobilenet/nn/conv_bn_act.hpp>
+#include <mobilenet/nn/depthwise_separable.hpp>
 #include <mobilenet/detail/dilation.hpp>
 #include <mobilenet/detail/forward_recorder.hpp>
-#include <mobilenet/init.hpp>
+#include <mobilenet/nn/init.hpp>
 
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
 #pragma once
-/// \file coco_demo.hpp
+/// \file demo.hpp
 /// Writes a small synthetic multi-label data set in COCO format: coloured shapes on noisy
 /// backgrounds, JPEG-encoded with TurboJPEG. Used by examples/make_demo_data and the tests.
 ///
@@ -26,7 +26,6 @@
 #include <vector>
 
 namespace mobilenet {
-namespace detail {
 
 /// What make_demo_data writes. Example: `DemoDataOptions().train(200).val(50).size(64)`.
 struct DemoDataOptions {
@@ -73,6 +72,7 @@ struct DemoSplitSummary {
   int64_t crowd_annotations = 0;
 };
 
+namespace detail {
 namespace demo {
 
 // Deterministic across standard libraries (std::uniform_*_distribution is not).
@@ -261,14 +261,15 @@ inline std::string rle_json(const std::vector<uint8_t>& mask, int64_t w, int64_t
 }
 
 }  // namespace demo
+}  // namespace detail
 
 /// Writes one split (`name` is "train" or "val") under `out`, continuing the image and
 /// annotation id counters so ids are unique across splits (the splits can be merged).
 inline DemoSplitSummary write_demo_split(const std::string& out, const std::string& name,
                                          int64_t count, const DemoDataOptions& options,
-                                         demo::Rng& rng, int64_t& image_id, int64_t& ann_id) {
+                                         detail::demo::Rng& rng, int64_t& image_id, int64_t& ann_id) {
   namespace fs = std::filesystem;
-  using namespace demo;
+  using namespace detail::demo;
   const auto& classes = demo_classes();
   DemoSplitSummary summary;
   summary.image_dir = (fs::path(out) / name).string();
@@ -391,7 +392,7 @@ inline std::vector<DemoSplitSummary> write_demo_data(const std::string& out,
                                 std::to_string(options.size()));
   if (options.quality() < 1 || options.quality() > 100)
     throw std::invalid_argument("make_demo_data: quality must be in [1, 100]");
-  demo::Rng rng(options.seed());
+  detail::demo::Rng rng(options.seed());
   int64_t image_id = 0, ann_id = 0;
   std::vector<DemoSplitSummary> out_splits;
   out_splits.push_back(write_demo_split(out, "train", options.train(), options, rng, image_id, ann_id));
@@ -399,5 +400,4 @@ inline std::vector<DemoSplitSummary> write_demo_data(const std::string& out,
   return out_splits;
 }
 
-}  // namespace detail
 }  // namespace mobilenet

@@ -2,7 +2,7 @@
 /// \file conv_bn_act.hpp
 /// Conv2d (no bias) + norm + optional activation: the unit every MobileNet is built from.
 
-#include <mobilenet/activation.hpp>
+#include <mobilenet/nn/activation.hpp>
 #include <mobilenet/detail/forward_recorder.hpp>
 #include <mobilenet/detail/sequential_like.hpp>
 

@@ -2,7 +2,7 @@
 /// \file depthwise_separable.hpp
 /// MobileNetV1's block: depthwise 3x3 + BN + ReLU, then pointwise 1x1 + BN + ReLU.
 
-#include <mobilenet/conv_bn_act.hpp>
+#include <mobilenet/nn/conv_bn_act.hpp>
 
 #include <torch/torch.h>
 

@@ -7,7 +7,7 @@
 ///     auto thresholds = acc.tune_thresholds();
 ///     auto predictions = torch::sigmoid(logits) >= mobilenet::thresholds_tensor(thresholds);
 
-#include <mobilenet/metrics.hpp>
+#include <mobilenet/metrics/metrics.hpp>
 
 #include <torch/torch.h>
 

@@ -14,7 +14,7 @@
 
 #include <mobilenet/detail/coco_json.hpp>
 #include <mobilenet/detail/coco_scan.hpp>
-#include <mobilenet/sample.hpp>
+#include <mobilenet/data/sample.hpp>
 
 #include <torch/arg.h>
 #include <torch/types.h>

@@ -19,7 +19,7 @@
 /// ```
 
 #include <mobilenet/detail/image_resample.hpp>
-#include <mobilenet/image.hpp>
+#include <mobilenet/data/image.hpp>
 
 #include <torch/torch.h>
 

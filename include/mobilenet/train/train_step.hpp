@@ -3,7 +3,7 @@
 /// One optimization step with autocast, gradient scaling and clipping, shared by the trainer
 /// example, the benchmarks and the tests.
 
-#include <mobilenet/amp.hpp>
+#include <mobilenet/train/amp.hpp>
 
 #include <torch/torch.h>
 

@@ -2,7 +2,7 @@
 /// \file inverted_residual.hpp
 /// MobileNetV2's block: expand 1x1 -> depthwise 3x3 -> linear 1x1 projection.
 
-#include <mobilenet/conv_bn_act.hpp>
+#include <mobilenet/nn/conv_bn_act.hpp>
 
 #include <torch/torch.h>
 

@@ -1,0 +1,12 @@
+#pragma once
+/// \file nn.hpp
+/// Building blocks: activations, conv-BN-activation, inverted residual, depthwise-separable,
+/// initializers, channels-last conversion and the multi-label losses. Needs LibTorch only.
+
+#include <mobilenet/nn/activation.hpp>
+#include <mobilenet/nn/channels_last.hpp>
+#include <mobilenet/nn/conv_bn_act.hpp>
+#include <mobilenet/nn/depthwise_separable.hpp>
+#include <mobilenet/nn/init.hpp>
+#include <mobilenet/nn/inverted_residual.hpp>
+#include <mobilenet/nn/losses.hpp>
