@@ -363,7 +363,7 @@ class Transform {
   /// whose size must be `fixed_output_size()`. Returns the plan used. Throws ImageError.
   detail::GeometryPlan apply_into(const std::string& path, uint64_t seed, float* out) const {
     thread_local std::vector<uint8_t> bytes;
-    detail::read_file(path, bytes);
+    read_file(path, bytes);
     detail::GeometryPlan p = apply_bytes_into(bytes.data(), bytes.size(), path, seed, out);
     if (bytes.capacity() > (size_t(64) << 20)) std::vector<uint8_t>().swap(bytes);
     return p;
@@ -389,7 +389,7 @@ class Transform {
 
   /// Transforms a file: float CHW tensor (channels-last strides).
   torch::Tensor operator()(const std::string& path, uint64_t seed) const {
-    std::vector<uint8_t> bytes = detail::read_file(path);
+    std::vector<uint8_t> bytes = read_file(path);
     ImageInfo info = probe_image(bytes.data(), bytes.size(), path);
     SampleRng rng(seed);
     detail::GeometryPlan p = plan(info.size, rng);
