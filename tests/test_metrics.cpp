@@ -467,6 +467,8 @@ std::vector<PaperCase> paper_cases() {
     std::vector<float> thr;
     for (int i = 0; i < 6; ++i) thr.push_back(0.2f + 0.12f * static_cast<float>(i));
     cases.push_back({"per_class_thresholds", s, t, thr, 2});
+    auto w = uniform(200, 20, rng);
+    cases.push_back({"k10_of_20", w, targets_for(w, 0.4, rng), same(20, 0.3f), 10});
   }
   {  // nothing predicted; no positive target at all
     auto s = uniform(80, 5, rng);
@@ -501,7 +503,7 @@ std::vector<double> as_vector(const PaperScores& p) {
 
 TEST_CASE("CP, CR, CF1, OP, OR, OF1 (all and top-k) equal a NumPy implementation of ML-GCN's "
           "formulas within 1e-12 (random, ties, never-predicted and empty classes, k = 1, "
-          "k >= C, per-class thresholds, signed zeros)") {
+          "k = 10 of 20, k >= C, per-class thresholds, signed zeros)") {
   const auto cases = paper_cases();
   const auto refs = run_paper_reference(cases);
   for (const auto& c : cases) {

@@ -388,20 +388,10 @@ class MetricsAccumulator {
     }
     const size_t C = static_cast<size_t>(num_classes_);
     const size_t n = static_cast<size_t>(num_samples_);
-    std::vector<int64_t> correct_all(C, 0), predicted_all(C, 0);
-    for (size_t c = 0; c < C; ++c) {
-      const float thr = thresholds[c];
-      const float* s = scores_[c].data();
-      const uint8_t* l = labels_[c].data();
-      int64_t tp = 0, pred = 0;
-      for (size_t i = 0; i < n; ++i) {
-        const int64_t p = s[i] >= thr;
-        pred += p;
-        tp += p & l[i];
-      }
-      correct_all[c] = tp;
-      predicted_all[c] = pred;
-    }
+    const ThresholdMetrics at = at_threshold(thresholds);
+    const std::vector<int64_t>& correct_all = at.tp;
+    std::vector<int64_t> predicted_all(C);
+    for (size_t c = 0; c < C; ++c) predicted_all[c] = at.tp[c] + at.fp[c];
     std::vector<int64_t> correct_top = correct_all, predicted_top = predicted_all;
     const size_t k = static_cast<size_t>(std::min<int64_t>(top_k, num_classes_));
     if (k < C) {
