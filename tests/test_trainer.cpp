@@ -248,11 +248,18 @@ void check_same_weights(torch::nn::Module& a, torch::nn::Module& b) {
 }  // namespace
 
 TEST_CASE("Trainer: a run interrupted in the middle of an epoch and resumed ends with the same weights") {
+  for (const bool with_ema : {false, true}) {
+  CAPTURE(with_ema);
+  
   TempDir dir("trainer-resume");
+  // EMA decay 0.9 without warm-up: it moves visibly within 12 steps.
+  auto ema = [&](TrainerOptions o) {
+    return with_ema ? o.ema(ModelEmaOptions().decay(0.9).warmup(0)) : o;
+  };
   auto train = synthetic_source(0, 3);
   auto val = synthetic_source(100, 2);
 
-  Trainer full = make_trainer(dir / "full", 5, TrainerOptions("").epochs(4));
+  Trainer full = make_trainer(dir / "full", 5, ema(TrainerOptions("").epochs(4)));
   FitResult done = full.fit(*train, *val);
   CHECK(done.status == FitStatus::completed);
   CHECK(done.state.step == 12);
@@ -260,21 +267,26 @@ TEST_CASE("Trainer: a run interrupted in the middle of an epoch and resumed ends
 
   // Ctrl-C after the 2nd step of epoch 2 (global step 5): checkpoint, status interrupted.
   std::atomic<bool> stop{false};
-  Trainer first = make_trainer(dir / "run", 5, TrainerOptions("").epochs(4).stop_flag(&stop)
+  Trainer first = make_trainer(dir / "run", 5, ema(TrainerOptions("").epochs(4).stop_flag(&stop)
                                                    .on_step([&](const StepEvent& e) {
                                                      if (e.step == 5) stop = true;
-                                                   }));
+                                                   })));
   FitResult interrupted = first.fit(*train, *val);
   CHECK(interrupted.status == FitStatus::interrupted);
   CHECK(interrupted.state.step == 5);
   CHECK(interrupted.state.epoch == 1);
   torch::rand({100});  // disturb the RNG: resume must restore it (dropout draws from it)
 
-  Trainer resumed = make_trainer(dir / "run", 99, TrainerOptions("").epochs(4).resume(true));
+  Trainer resumed = make_trainer(dir / "run", 99, ema(TrainerOptions("").epochs(4).resume(true)));
   FitResult rest = resumed.fit(*train, *val);
   CHECK(rest.status == FitStatus::completed);
   CHECK(rest.steps_run == 7);
   check_same_weights(full.model().module(), resumed.model().module());
+  if (with_ema) {
+    check_same_weights(full.ema_model().module(), resumed.ema_model().module());
+    // The average lags the weights: it is a different model.
+    CHECK_FALSE(torch::equal(full.ema_model().module().parameters()[0], full.model().module().parameters()[0]));
+  }
 
   // metrics.csv: header + untrained + 4 epochs, no duplicate epoch rows after the resume.
   const auto rows = read_csv(dir / "run/metrics.csv");
@@ -287,9 +299,19 @@ TEST_CASE("Trainer: a run interrupted in the middle of an epoch and resumed ends
   for (size_t i = 2; i < rows.size(); ++i) {
     if (std::stod(rows[i][map_col]) > std::stod(rows[best_row][map_col])) best_row = i;
   }
-  CHECK(rest.state.best_epoch == int64_t(best_row - 1));
+  if (!with_ema) CHECK(rest.state.best_epoch == int64_t(best_row - 1));
+  // best.pt's weights are the raw or the EMA weights of its epoch, as best_source says.
+  CHECK((rest.state.best_source == "model" || (with_ema && rest.state.best_source == "ema")));
+  if (with_ema) {
+    const size_t ema_col = size_t(std::find(rows[0].begin(), rows[0].end(), "ema_map") - rows[0].begin());
+    double best = -1;
+    for (size_t i = 2; i < rows.size(); ++i)
+      best = std::max({best, std::stod(rows[i][map_col]), std::stod(rows[i][ema_col])});
+    CHECK(rest.state.best_score == doctest::Approx(best).epsilon(1e-5));
+  }
   CHECK(read_model_spec(dir / "run/best.pt").class_names() == kSpec.class_names());
   CHECK(rest.state.thresholds.size() == 6);
+}
 }
 
 TEST_CASE("Trainer: a non-finite loss stops training and keeps last.pt as the last good state") {

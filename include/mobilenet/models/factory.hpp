@@ -64,6 +64,14 @@ class Classifier {
   Classifier(Holder model)  // NOLINT: implicit on purpose, a holder *is* a classifier
       : net_(model), module_(model.ptr()), features_(model->features) {}
 
+  /// Wraps a module that is one of our architectures but held as a plain Module (a clone).
+  static Classifier from_module(const std::shared_ptr<torch::nn::Module>& module) {
+    if (auto v2 = std::dynamic_pointer_cast<MobileNetV2Impl>(module)) return MobileNetV2(v2);
+    if (auto v1 = std::dynamic_pointer_cast<MobileNetV1Impl>(module)) return MobileNetV1(v1);
+    TORCH_CHECK(false, "Classifier::from_module: ", module ? module->name() : "null",
+                " is not a MobileNetV2 or MobileNetV1");
+  }
+
   torch::Tensor forward(const torch::Tensor& images) { return net_.forward<torch::Tensor>(images); }
   torch::Tensor operator()(const torch::Tensor& images) { return forward(images); }
   /// Holder-style access (`model->forward(x)`), so code written for MobileNetV2 holders, such

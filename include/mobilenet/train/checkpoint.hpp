@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -30,7 +31,6 @@ struct TrainingState {
   /// size, recipe, ...): name -> value, compared by the Trainer.
   std::map<std::string, std::string> contract;
   std::string best_source = "model";  ///< which weights best.pt holds: "model" or "ema"
-  int64_t ema_updates = 0;            ///< ModelEma's update counter (0: no EMA)
 };
 
 namespace detail {
@@ -79,11 +79,16 @@ inline ModelSpec read_model_spec(const std::string& path) {
 
 /// Writes everything needed to resume to `path` (via a temporary file and rename, so an
 /// interrupted write never replaces a good checkpoint). `optimizer` may be null.
-/// `ema`, when given, is saved as the EMA of the weights (see ModelEma).
+/// Writes an extra part of a checkpoint (the EMA of the weights: ModelEma::save).
+using ArchiveWriter = std::function<void(torch::serialize::OutputArchive&)>;
+/// Reads it back (ModelEma::load).
+using ArchiveReader = std::function<void(torch::serialize::InputArchive&)>;
+
+/// `ema`, when given, writes the EMA of the weights into its own part of the checkpoint.
 inline void save_checkpoint(const std::string& path, const torch::nn::Module& model,
                             const ModelSpec& spec, const TrainingState& state,
                             const torch::optim::Optimizer* optimizer = nullptr,
-                            const torch::nn::Module* ema = nullptr) {
+                            const ArchiveWriter& ema = nullptr) {
   torch::serialize::OutputArchive out;
   out.write("spec.arch", c10::IValue(spec.arch()));
   out.write("spec.num_classes", c10::IValue(spec.num_classes()));
@@ -110,7 +115,6 @@ inline void save_checkpoint(const std::string& path, const torch::nn::Module& mo
   }
   out.write("state.contract", c10::IValue(contract));
   out.write("state.best_source", c10::IValue(state.best_source));
-  out.write("state.ema_updates", c10::IValue(state.ema_updates));
   out.write("state.rng", detail::cpu_rng_state());
   torch::serialize::OutputArchive model_archive;
   model.save(model_archive);
@@ -122,7 +126,7 @@ inline void save_checkpoint(const std::string& path, const torch::nn::Module& mo
   }
   if (ema) {
     torch::serialize::OutputArchive ema_archive;
-    ema->save(ema_archive);
+    ema(ema_archive);
     out.write("ema", ema_archive);
   }
   const std::string tmp = path + ".tmp";
@@ -133,11 +137,11 @@ inline void save_checkpoint(const std::string& path, const torch::nn::Module& mo
 
 /// Loads `path` into `model` (and `optimizer`, when given), checking that it was written for
 /// the same architecture and class count as `spec`. Restores the CPU RNG when `restore_rng`.
-/// `ema`, when given, receives the checkpoint's EMA weights (an error if it has none).
+/// `ema`, when given, reads the checkpoint's EMA part (an error if it has none).
 inline TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
                                      const ModelSpec& spec,
                                      torch::optim::Optimizer* optimizer = nullptr,
-                                     bool restore_rng = true, torch::nn::Module* ema = nullptr) {
+                                     bool restore_rng = true, const ArchiveReader& ema = nullptr) {
   const ModelSpec saved = read_model_spec(path);
   TORCH_CHECK(saved.same_architecture(spec), "checkpoint '", path, "' is for ", saved.describe(),
               ", but the model is ", spec.describe());
@@ -165,7 +169,6 @@ inline TrainingState load_checkpoint(const std::string& path, torch::nn::Module&
     state.contract[contract[i].toStringRef()] = contract[i + 1].toStringRef();
   }
   state.best_source = detail::read_value(in, "state.best_source", path).toStringRef();
-  state.ema_updates = detail::read_value(in, "state.ema_updates", path).toInt();
   if (optimizer) {
     torch::serialize::InputArchive opt_archive;
     TORCH_CHECK(in.try_read("optimizer", opt_archive), "checkpoint '", path,
@@ -175,8 +178,8 @@ inline TrainingState load_checkpoint(const std::string& path, torch::nn::Module&
   if (ema) {
     torch::serialize::InputArchive ema_archive;
     TORCH_CHECK(in.try_read("ema", ema_archive), "checkpoint '", path,
-                "' has no EMA weights (it was trained without --ema)");
-    ema->load(ema_archive);
+                "' has no EMA weights (it was trained without an EMA)");
+    ema(ema_archive);
   }
   if (restore_rng) {
     torch::Tensor rng;

@@ -27,6 +27,7 @@ struct Evaluation {
   ThresholdMetrics at_half;    ///< at threshold 0.5
   ThresholdMetrics tuned;      ///< at `thresholds`
   AveragePrecision ap;         ///< per class and mAP
+  PaperMetrics paper;          ///< CP/CR/CF1/OP/OR/OF1 at 0.5, all and top-3
   std::vector<float> thresholds;
   std::string report;          ///< per-class table (rank 0 has it; others: empty)
 };
@@ -91,6 +92,7 @@ inline Evaluation evaluate(Classifier& model, BatchSource& source, const LossFun
   e.thresholds = acc.tune_thresholds();
   e.tuned = acc.at_threshold(e.thresholds);
   e.ap = acc.average_precision();
+  e.paper = acc.paper_metrics(0.5f, 3);
   if (world.is_main()) {
     std::vector<std::string> names = options.class_names();
     for (int64_t k = int64_t(names.size()); k < s.size(1); ++k) names.push_back(std::to_string(k));

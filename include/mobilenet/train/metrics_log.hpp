@@ -41,7 +41,9 @@ class MetricsLog {
         "epoch",          "train_loss",     "val_loss",       "accuracy",
         "micro_precision", "micro_recall",  "micro_f1",       "macro_precision",
         "macro_recall",   "macro_f1",       "tuned_micro_f1", "tuned_macro_f1",
-        "map",            "ema_val_loss",   "ema_map",        "lr",
+        "map",            "cp",             "cr",             "cf1",
+        "op",             "or",             "of1",            "cf1_top3",
+        "of1_top3",       "ema_val_loss",   "ema_map",        "lr",
         "seconds"};
     return c;
   }
@@ -82,7 +84,10 @@ class MetricsLog {
         double(r.epoch), r.train_loss, v.loss, v.at_half.element_accuracy,
         v.at_half.micro_precision, v.at_half.micro_recall, v.at_half.micro_f1,
         v.at_half.macro_precision, v.at_half.macro_recall, v.at_half.macro_f1,
-        v.tuned.micro_f1, v.tuned.macro_f1, v.ap.mean,
+        v.tuned.micro_f1, v.tuned.macro_f1, v.ap.mean, v.paper.all.class_precision,
+        v.paper.all.class_recall, v.paper.all.class_f1, v.paper.all.overall_precision,
+        v.paper.all.overall_recall, v.paper.all.overall_f1, v.paper.top.class_f1,
+        v.paper.top.overall_f1,
         r.ema ? r.ema->loss : nan, r.ema ? r.ema->ap.mean : nan, r.lr, r.seconds};
     TORCH_CHECK(values.size() == columns().size(), "MetricsLog: row and columns disagree");
     std::ofstream out(path_, std::ios::app);
@@ -124,9 +129,9 @@ class MetricsLog {
           "set terminal pngcairo size 900,500 noenhanced\n"
           "set key outside right\nset grid\nset xlabel 'epoch'\nset xtics 1\n";
     plot("loss.png", "loss", {{"train_loss", "train"}, {"val_loss", "val"}, {"ema_val_loss", "val (EMA)"}});
-    plot("f1.png", "F1 (micro / macro, at 0.5 and tuned)",
+    plot("f1.png", "F1 (micro / macro, at 0.5 and tuned; CF1 / OF1 as in the papers)",
          {{"micro_f1", "micro @0.5"}, {"macro_f1", "macro @0.5"}, {"tuned_micro_f1", "micro tuned"},
-          {"tuned_macro_f1", "macro tuned"}});
+          {"tuned_macro_f1", "macro tuned"}, {"cf1", "CF1"}, {"of1", "OF1"}, {"cf1_top3", "CF1 top-3"}});
     plot("map.png", "mAP", {{"map", "val mAP"}, {"ema_map", "val mAP (EMA)"}});
     gp << "set output '" << dir << "/per_class_ap.png'\nset title 'average precision per class'\n"
           "set style fill solid 0.6\nset boxwidth 0.8\nset xtics rotate by 60 right\n"

@@ -16,6 +16,7 @@
 #include <mobilenet/train/batch_source.hpp>
 #include <mobilenet/train/checkpoint.hpp>
 #include <mobilenet/train/collectives.hpp>
+#include <mobilenet/train/ema.hpp>
 #include <mobilenet/train/evaluate.hpp>
 #include <mobilenet/train/metrics_log.hpp>
 #include <mobilenet/train/progress.hpp>
@@ -98,6 +99,9 @@ struct TrainerOptions {
   /// LR schedule over the whole run; its total_steps and warmup_steps are set from `epochs`,
   /// `warmup_epochs` and the batches per epoch. Default: none (the optimizer's lr stays).
   TORCH_ARG(std::optional<LrScheduleOptions>, schedule) = std::nullopt;
+  /// Keep an EMA of the weights (updated after every step, evaluated every epoch beside the
+  /// raw weights; best.pt keeps whichever scores better). Default: none.
+  TORCH_ARG(std::optional<ModelEmaOptions>, ema) = std::nullopt;
   /// Linear warm-up length in epochs (cosine schedule). Default 0.
   TORCH_ARG(double, warmup_epochs) = 0.0;
   /// Continue from out_dir/last.pt. Default false.
@@ -162,9 +166,15 @@ class Trainer {
     TORCH_CHECK(o_.collectives() != nullptr, "Trainer: collectives must not be null");
     state_.config = o_.config();
     state_.contract = o_.contract();
+    if (o_.ema()) {
+      ema_ = std::make_unique<Ema>(model_.ptr(), *o_.ema());
+      ema_model_ = Classifier::from_module(ema_->module());
+    }
   }
 
   Classifier& model() { return model_; }
+  /// The EMA of the weights (undefined without TrainerOptions::ema).
+  Classifier& ema_model() { return ema_model_; }
   const ModelSpec& spec() const { return spec_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const TrainingState& state() const { return state_; }
@@ -237,6 +247,7 @@ class Trainer {
                            ": stopped; " + last_path() + " keeps the last good state";
           return false;
         }
+        if (ema_ && !r.skipped) ema_->update(model_.module());
         ++state_.step;
         ++result.steps_run;
         images += x.size(0);
@@ -283,6 +294,8 @@ class Trainer {
       if (main && o_.progress()) bar.finish(images * world.world_size());
       state_.epoch = epoch + 1;
       const Evaluation e = evaluate_now(val, epoch + 1);
+      std::optional<Evaluation> e_ema;
+      if (ema_) e_ema = evaluate_now(val, epoch + 1, ema_model_);
       state_.thresholds = e.thresholds;
       EpochRecord r;
       r.epoch = epoch + 1;
@@ -290,20 +303,22 @@ class Trainer {
       r.lr = lr;
       r.seconds = bar.elapsed();
       r.val = &e;
+      r.ema = e_ema ? &*e_ema : nullptr;
       if (main) metrics.append(r);
       print_epoch(out, epoch + 1, r);
-      const double score = o_.select_by() == "map" ? e.ap.mean
-                           : o_.select_by() == "f1" ? e.tuned.macro_f1
-                                                    : -e.loss;
-      const bool best = std::isfinite(score) && score > state_.best_score;
+      // best.pt: the better of the raw and the EMA weights, by the chosen score.
+      const double raw_score = score(e);
+      const bool ema_better = e_ema && score(*e_ema) > raw_score;
+      const double epoch_score = ema_better ? score(*e_ema) : raw_score;
+      const bool best = std::isfinite(epoch_score) && epoch_score > state_.best_score;
       if (best) {
-        state_.best_score = score;
+        state_.best_score = epoch_score;
         state_.best_epoch = epoch + 1;
-        state_.best_source = "model";
+        state_.best_source = ema_better ? "ema" : "model";
       }
       checkpoint(last_path(), true);
-      if (best) checkpoint(best_path(), false);
-      if (o_.on_epoch_end()) o_.on_epoch_end()(EpochEvent{epoch + 1, r.train_loss, &e, nullptr, best});
+      if (best) save_best(ema_better ? ema_model_ : model_, ema_better ? *e_ema : e);
+      if (o_.on_epoch_end()) o_.on_epoch_end()(EpochEvent{epoch + 1, r.train_loss, &e, r.ema, best});
       result.last = e;
       if (state_.epoch == o_.epochs()) {
         write_final_report(out, e);
@@ -318,7 +333,8 @@ class Trainer {
     result.state = state_;
     result.message = state_.best_epoch > 0
                          ? "best epoch " + std::to_string(state_.best_epoch) + " (" +
-                               o_.select_by() + " " + format_score(state_.best_score) + "): " +
+                               o_.select_by() + " " + format_score(state_.best_score) + ", " +
+                               (state_.best_source == "ema" ? "EMA" : "raw") + " weights): " +
                                best_path()
                          : "no epoch had a finite " + o_.select_by() + ": best.pt not written";
     return result;
@@ -353,8 +369,13 @@ class Trainer {
     return LrSchedule(s);
   }
 
-  Evaluation evaluate_now(BatchSource& val, int64_t epoch) {
-    return evaluate(model_, val, loss_, epoch,
+  double score(const Evaluation& e) const {
+    return o_.select_by() == "map" ? e.ap.mean : o_.select_by() == "f1" ? e.tuned.macro_f1 : -e.loss;
+  }
+
+  Evaluation evaluate_now(BatchSource& val, int64_t epoch) { return evaluate_now(val, epoch, model_); }
+  Evaluation evaluate_now(BatchSource& val, int64_t epoch, Classifier& model) {
+    return evaluate(model, val, loss_, epoch,
                     EvaluateOptions()
                         .device(o_.device())
                         .amp(o_.amp())
@@ -366,8 +387,22 @@ class Trainer {
   void checkpoint(const std::string& file, bool with_optimizer) {
     auto& world = *o_.collectives();
     if (world.is_main()) {
-      save_checkpoint(file, model_.module(), spec_, state_,
-                      with_optimizer ? optimizer_.get() : nullptr);
+      ArchiveWriter ema;
+      if (ema_ && with_optimizer) ema = [this](torch::serialize::OutputArchive& a) { ema_->save(a); };
+      save_checkpoint(file, model_.module(), spec_, state_, with_optimizer ? optimizer_.get() : nullptr,
+                      ema);
+    }
+    world.barrier();
+  }
+
+  // best.pt holds the chosen weights as "the model" (so a Predictor needs nothing else), with
+  // the thresholds tuned for them; state.best_source says which weights they were.
+  void save_best(Classifier& weights, const Evaluation& e) {
+    auto& world = *o_.collectives();
+    if (world.is_main()) {
+      TrainingState s = state_;
+      s.thresholds = e.thresholds;
+      save_checkpoint(best_path(), weights.module(), spec_, s, nullptr);
     }
     world.barrier();
   }
@@ -412,7 +447,10 @@ class Trainer {
 
   void resume(Collectives& world, std::ostream& log) {
     TORCH_CHECK(std::filesystem::exists(last_path()), "resume: no checkpoint at '", last_path(), "'");
-    TrainingState loaded = load_checkpoint(last_path(), model_.module(), spec_, optimizer_.get());
+    ArchiveReader ema;
+    if (ema_) ema = [this](torch::serialize::InputArchive& a) { ema_->load(a); };
+    TrainingState loaded =
+        load_checkpoint(last_path(), model_.module(), spec_, optimizer_.get(), /*restore_rng=*/true, ema);
     const std::string diff = describe_differences(loaded.contract, state_.contract, "checkpoint",
                                                   "now", o_.allow_changes());
     TORCH_CHECK(diff.empty(), "resume: '", last_path(), "' was written by a different run: ", diff,
@@ -490,7 +528,8 @@ class Trainer {
         << " | P/R/F1@0.5 micro " << m.at_half.micro_precision << "/" << m.at_half.micro_recall
         << "/" << m.at_half.micro_f1 << " macro " << m.at_half.macro_precision << "/"
         << m.at_half.macro_recall << "/" << m.at_half.macro_f1 << " | tuned F1 micro "
-        << m.tuned.micro_f1 << " macro " << m.tuned.macro_f1 << " | mAP " << m.ap.mean;
+        << m.tuned.micro_f1 << " macro " << m.tuned.macro_f1 << " | CF1/OF1 "
+        << m.paper.all.class_f1 << "/" << m.paper.all.overall_f1 << " | mAP " << m.ap.mean;
     if (r.ema) out << " | EMA mAP " << r.ema->ap.mean;
     out << std::endl;
   }
@@ -505,7 +544,7 @@ class Trainer {
                 << "," << e.ap.per_class[k] << "," << e.thresholds[k] << "\n";
     }
     std::ofstream(path("plots.gp")) << MetricsLog::gnuplot_script(
-        o_.out_dir(), metrics_path(), path("per_class.csv"), /*with_ema=*/false);
+        o_.out_dir(), metrics_path(), path("per_class.csv"), /*with_ema=*/ema_ != nullptr);
   }
 
   Classifier model_;
@@ -515,6 +554,9 @@ class Trainer {
   TrainerOptions o_;
   GradScaler scaler_;
   TrainingState state_;
+  using Ema = ModelEma<std::shared_ptr<torch::nn::Module>>;
+  std::unique_ptr<Ema> ema_;
+  Classifier ema_model_;
 };
 
 }  // namespace mobilenet
