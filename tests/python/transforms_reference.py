@@ -127,7 +127,16 @@ for i in range(3):
 
 for k, (op, i, m, bilinear, fill) in enumerate(cases):
     img = torch.from_numpy(inputs[i]).permute(2, 0, 1).contiguous()
-    res = reference(op, img, m, BILINEAR if bilinear else NEAREST, fill)
+    if bilinear and fill is not None:
+        # torchvision's own fill path multiplies the already weighted edge samples by the
+        # coverage once more (darkening a one-pixel band); the reference here is the
+        # consistent blend: bilinear sample with zero padding + (1 - coverage) * fill.
+        sample = reference(op, img.float(), m, BILINEAR, None)
+        coverage = reference(op, torch.ones_like(img, dtype=torch.float32), m, BILINEAR, None)
+        fill_img = torch.tensor(fill, dtype=torch.float32).view(3, 1, 1)
+        res = torch.round(sample + (1 - coverage) * fill_img).clamp(0, 255).to(torch.uint8)
+    else:
+        res = reference(op, img, m, BILINEAR if bilinear else NEAREST, fill)
     f = fill if fill is not None else [0, 0, 0]
     write("op_%d" % k, res.permute(1, 2, 0).numpy(), op,
           [i, m, bilinear, int(fill is not None)] + f)

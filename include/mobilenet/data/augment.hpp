@@ -252,9 +252,29 @@ inline uint8_t gray_u8(const uint8_t* p) {
   return uint8_t(0.2989f * float(p[0]) + 0.587f * float(p[1]) + 0.114f * float(p[2]));
 }
 
+// Ops that map each level on its own go through a 256-entry table per channel: the table
+// is computed with the op's own formula, so results are unchanged and the pass is cheap.
+using Lut = std::array<std::array<uint8_t, 256>, 3>;
+
+inline void apply_lut_u8(uint8_t* img, int64_t n, const Lut& lut) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint8_t* p = img + i * 3;
+    p[0] = lut[0][p[0]];
+    p[1] = lut[1][p[1]];
+    p[2] = lut[2][p[2]];
+  }
+}
+
+template <class F>
+Lut make_lut(F f) {
+  Lut lut;
+  for (int v = 0; v < 256; ++v) lut[0][size_t(v)] = lut[1][size_t(v)] = lut[2][size_t(v)] = f(v);
+  return lut;
+}
+
 inline void brightness_u8(uint8_t* img, int64_t n, double factor) {
   const Blend blend(factor);
-  for (int64_t i = 0; i < n * 3; ++i) img[i] = blend(float(img[i]), 0.f);
+  apply_lut_u8(img, n, make_lut([&](int v) { return blend(float(v), 0.f); }));
 }
 
 // "Color" is saturation: blend with the (truncated) grey image.
@@ -273,7 +293,7 @@ inline void contrast_u8(uint8_t* img, int64_t n, double factor) {
   for (int64_t i = 0; i < n; ++i) total += gray_u8(img + i * 3);
   const float mean = float(double(total) / double(n));
   const Blend blend(factor);
-  for (int64_t i = 0; i < n * 3; ++i) img[i] = blend(float(img[i]), mean);
+  apply_lut_u8(img, n, make_lut([&](int v) { return blend(float(v), mean); }));
 }
 
 // Blend with a 3x3 smoothing ([1 1 1; 1 5 1; 1 1 1] / 13, rounded) of the interior; the
@@ -300,48 +320,53 @@ inline void posterize_u8(uint8_t* img, int64_t n, int bits) {
 }
 
 inline void solarize_u8(uint8_t* img, int64_t n, double threshold) {
-  for (int64_t i = 0; i < n * 3; ++i)
-    if (double(img[i]) >= threshold) img[i] = uint8_t(255 - img[i]);
+  apply_lut_u8(img, n, make_lut([&](int v) {
+                 return uint8_t(double(v) >= threshold ? 255 - v : v);
+               }));
 }
 
 // Per channel, stretch [min, max] to [0, 255] (float32 scale, truncated).
 inline void autocontrast_u8(uint8_t* img, int64_t n) {
+  Lut lut;
   for (int c = 0; c < 3; ++c) {
     uint8_t lo = 255, hi = 0;
     for (int64_t i = 0; i < n; ++i) {
       lo = std::min(lo, img[i * 3 + c]);
       hi = std::max(hi, img[i * 3 + c]);
     }
-    float minimum = float(lo), scale = 255.f / (float(hi) - float(lo));
+    // torch evaluates 255 / (max - min) as reciprocal(max - min) * 255.
+    float minimum = float(lo), scale = (1.f / (float(hi) - float(lo))) * 255.f;
     if (hi == lo) {  // flat channel: unchanged
       minimum = 0.f;
       scale = 1.f;
     }
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = (float(img[i * 3 + c]) - minimum) * scale;
-      img[i * 3 + c] = uint8_t(v <= 0.f ? 0.f : (v >= 255.f ? 255.f : v));
+    for (int v = 0; v < 256; ++v) {
+      const float x = (float(v) - minimum) * scale;
+      lut[size_t(c)][size_t(v)] = uint8_t(x <= 0.f ? 0.f : (x >= 255.f ? 255.f : x));
     }
   }
+  apply_lut_u8(img, n, lut);
 }
 
 // Per-channel histogram equalisation with PIL's integer recipe: step = (pixels not in the
 // highest occupied bin) / 255, lut[v] = (cdf[v - 1] + step / 2) / step.
 inline void equalize_u8(uint8_t* img, int64_t n) {
+  int64_t hist[3][256] = {};
+  for (int64_t i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c) ++hist[c][img[i * 3 + c]];
+  Lut lut;
   for (int c = 0; c < 3; ++c) {
-    int64_t hist[256] = {};
-    for (int64_t i = 0; i < n; ++i) ++hist[img[i * 3 + c]];
     int last = 255;
-    while (hist[last] == 0) --last;
-    const int64_t step = (n - hist[last]) / 255;
-    if (step == 0) continue;
-    uint8_t lut[256];
+    while (hist[c][last] == 0) --last;
+    const int64_t step = (n - hist[c][last]) / 255;
     int64_t cdf = 0;
     for (int v = 0; v < 256; ++v) {
-      lut[v] = uint8_t(std::min<int64_t>(255, (cdf + step / 2) / step));
-      cdf += hist[v];
+      lut[size_t(c)][size_t(v)] =
+          step == 0 ? uint8_t(v) : uint8_t(std::min<int64_t>(255, (cdf + step / 2) / step));
+      cdf += hist[c][v];
     }
-    for (int64_t i = 0; i < n; ++i) img[i * 3 + c] = lut[img[i * 3 + c]];
   }
+  apply_lut_u8(img, n, lut);
 }
 
 // An affine map from output to input pixels, in coordinates relative to the image centre
@@ -365,50 +390,71 @@ inline std::array<double, 6> inverse_affine(double angle, double tx, double ty, 
   return m;
 }
 
+// round(v) with ties to even (torch's nearest), for v > -0.5 - 1e-9 only.
+inline int64_t round_half_even(double v) {
+  int64_t r = int64_t(v + 0.5);  // v + 0.5 >= 0: truncation is floor
+  if (double(r) - v == 0.5 && (r & 1)) --r;
+  return r;
+}
+
 // Resamples `src` through the inverse map `m` into `dst` (same size), as torch's
 // grid_sample with align_corners=False: pixel centres at +0.5, nearest rounds half to
-// even, bilinear blends the in-image corners and fills the rest of the weight with `fill`.
+// even, bilinear blends the in-image corners and gives the rest of the weight to `fill`.
 inline void warp_affine_u8(const uint8_t* src, int64_t h, int64_t w,
                            const std::array<double, 6>& m, Interpolation interp, Rgb fill,
                            uint8_t* dst) {
   const double hw = 0.5 * double(w), hh = 0.5 * double(h);
   for (int64_t i = 0; i < h; ++i) {
     const double y = double(i) + 0.5 - hh;
+    // Source position in pixel units (0 = centre of the first pixel) at x = 0.
+    const double u_row = m[1] * y + m[2] + hw - 0.5, v_row = m[4] * y + m[5] + hh - 0.5;
     for (int64_t j = 0; j < w; ++j) {
       const double x = double(j) + 0.5 - hw;
-      // Source position in pixel units (0 = centre of the first pixel).
-      const double u = m[0] * x + m[1] * y + m[2] + hw - 0.5;
-      const double v = m[3] * x + m[4] * y + m[5] + hh - 0.5;
+      const double u = m[0] * x + u_row, v = m[3] * x + v_row;
       uint8_t* out = dst + (i * w + j) * 3;
+      const uint8_t* p = fill.data();
       if (interp == Interpolation::nearest) {
-        const double ru = std::nearbyint(u), rv = std::nearbyint(v);
-        if (ru >= 0 && ru < double(w) && rv >= 0 && rv < double(h)) {
-          const uint8_t* p = src + (int64_t(rv) * w + int64_t(ru)) * 3;
-          out[0] = p[0];
-          out[1] = p[1];
-          out[2] = p[2];
-        } else {
-          out[0] = fill[0];
-          out[1] = fill[1];
-          out[2] = fill[2];
+        if (u >= -0.5 && v >= -0.5 && u < double(w) && v < double(h)) {
+          const int64_t ru = round_half_even(u), rv = round_half_even(v);
+          if (ru < w && rv < h) p = src + (rv * w + ru) * 3;
+        }
+        out[0] = p[0];
+        out[1] = p[1];
+        out[2] = p[2];
+        continue;
+      }
+      if (!(u > -1.0 && v > -1.0 && u < double(w) && v < double(h))) {
+        out[0] = fill[0];  // no corner inside the image
+        out[1] = fill[1];
+        out[2] = fill[2];
+        continue;
+      }
+      const int64_t u0 = int64_t(u + 1.0) - 1, v0 = int64_t(v + 1.0) - 1;  // floor
+      const double wu = u - double(u0), wv = v - double(v0);
+      const double wk[4] = {(1 - wu) * (1 - wv), wu * (1 - wv), (1 - wu) * wv, wu * wv};
+      if (u0 >= 0 && v0 >= 0 && u0 + 1 < w && v0 + 1 < h) {  // all four corners inside
+        const uint8_t* q = src + (v0 * w + u0) * 3;
+        const uint8_t* r = q + w * 3;
+        for (int c = 0; c < 3; ++c) {
+          const double val = wk[0] * double(q[c]) + wk[1] * double(q[c + 3]) +
+                             wk[2] * double(r[c]) + wk[3] * double(r[c + 3]);
+          out[c] = uint8_t(std::min<int64_t>(255, round_half_even(std::max(0.0, val))));
         }
         continue;
       }
-      const double fu = std::floor(u), fv = std::floor(v);
-      const double wu = u - fu, wv = v - fv;
-      const int64_t u0 = int64_t(fu), v0 = int64_t(fv);
       double acc[3] = {0, 0, 0}, covered = 0;
       for (int k = 0; k < 4; ++k) {
         const int64_t uu = u0 + (k & 1), vv = v0 + (k >> 1);
         if (uu < 0 || uu >= w || vv < 0 || vv >= h) continue;
-        const double wk = ((k & 1) ? wu : 1 - wu) * ((k >> 1) ? wv : 1 - wv);
-        const uint8_t* p = src + (vv * w + uu) * 3;
-        for (int c = 0; c < 3; ++c) acc[c] += wk * double(p[c]);
-        covered += wk;
+        const uint8_t* q = src + (vv * w + uu) * 3;
+        acc[0] += wk[k] * double(q[0]);
+        acc[1] += wk[k] * double(q[1]);
+        acc[2] += wk[k] * double(q[2]);
+        covered += wk[k];
       }
       for (int c = 0; c < 3; ++c) {
-        const double val = std::nearbyint(acc[c] + (1.0 - covered) * double(fill[c]));
-        out[c] = uint8_t(std::min(255.0, std::max(0.0, val)));
+        const double val = acc[c] + (1.0 - covered) * double(fill[size_t(c)]);
+        out[c] = uint8_t(std::min<int64_t>(255, round_half_even(std::max(0.0, val))));
       }
     }
   }
