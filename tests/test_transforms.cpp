@@ -141,8 +141,8 @@ TEST_CASE("every RandAugment op matches torchvision.transforms.functional on uin
     if (r.name.rfind("op_", 0) != 0) continue;
     const AugmentOp op = mobilenet::parse_augment_op(r.kind);
     const double magnitude = r.extra[1];
-    const auto interp = r.extra[2] != 0 ? mobilenet::Interpolation::bilinear
-                                        : mobilenet::Interpolation::nearest;
+    const auto interp = r.extra[2] != 0 ? mobilenet::AugmentInterpolation::bilinear
+                                        : mobilenet::AugmentInterpolation::nearest;
     const mobilenet::Rgb fill = {uint8_t(r.extra[4]), uint8_t(r.extra[5]), uint8_t(r.extra[6])};
     CAPTURE(r.name);
     CAPTURE(r.kind);
@@ -154,7 +154,7 @@ TEST_CASE("every RandAugment op matches torchvision.transforms.functional on uin
     const int max_diff = max_abs_diff(ours, expected);
     if (op == AugmentOp::rotate || op == AugmentOp::shear_x || op == AugmentOp::shear_y) {
       CHECK(pixels_differing(ours, expected) <= 0.005);
-      if (interp == mobilenet::Interpolation::bilinear) CHECK(max_diff <= 1);
+      if (interp == mobilenet::AugmentInterpolation::bilinear) CHECK(max_diff <= 1);
     } else if (op == AugmentOp::brightness || op == AugmentOp::color ||
                op == AugmentOp::contrast || op == AugmentOp::sharpness) {
       CHECK(max_diff <= 1);
@@ -185,7 +185,7 @@ TEST_CASE("geometric ops keep the image size and fill uncovered pixels with the 
                          ? 20.0
                          : 0.3;
     torch::Tensor out =
-        mobilenet::augment_op(in, op, m, mobilenet::Interpolation::nearest, fill);
+        mobilenet::augment_op(in, op, m, mobilenet::AugmentInterpolation::nearest, fill);
     CHECK((out.sizes() == in.sizes()));
     torch::Tensor is_fill = (out.select(2, 0) == 1) & (out.select(2, 1) == 254) &
                             (out.select(2, 2) == 3);
@@ -194,7 +194,7 @@ TEST_CASE("geometric ops keep the image size and fill uncovered pixels with the 
   }
   // Translation by +20 columns: the first 20 columns are fill, the rest the shifted input.
   torch::Tensor t = mobilenet::augment_op(in, mobilenet::AugmentOp::translate_x, 20.9,
-                                          mobilenet::Interpolation::nearest, fill);
+                                          mobilenet::AugmentInterpolation::nearest, fill);
   CHECK(torch::equal(t.slice(1, 20), in.slice(1, 0, in.size(1) - 20)));
   CHECK((t.slice(1, 0, 20).select(2, 1) == 254).all().item<bool>());
 }

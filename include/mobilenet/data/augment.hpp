@@ -153,7 +153,7 @@ inline AugmentOp parse_augment_op(const std::string& name) {
 }
 
 /// How geometric ops sample the source image.
-enum class Interpolation { nearest, bilinear };
+enum class AugmentInterpolation { nearest, bilinear };
 
 /// The largest RandAugment magnitude level: levels are 0..kRandAugmentMaxMagnitude, the
 /// scale of torchvision's RandAugment (num_magnitude_bins = 31).
@@ -163,7 +163,7 @@ constexpr int64_t kRandAugmentMaxMagnitude = 30;
 /// `num_ops` ops drawn uniformly (with repetition) from `ops`, each at magnitude level
 /// `magnitude` on the 0..30 scale, with a random sign for the signed ops. Geometric ops keep
 /// the image size and never crop: pixels that come from outside the image get `fill`.
-/// Example: `RandAugmentOptions(2, 9).interpolation(Interpolation::bilinear)`.
+/// Example: `RandAugmentOptions(2, 9).interpolation(AugmentInterpolation::bilinear)`.
 struct RandAugmentOptions {
   explicit RandAugmentOptions(int64_t num_ops = 2, int64_t magnitude = 9)
       : num_ops_(num_ops), magnitude_(magnitude) {}
@@ -174,9 +174,11 @@ struct RandAugmentOptions {
   /// Probability that a sample is augmented at all, in [0, 1]. Default 1.
   TORCH_ARG(double, p) = 1.0;
   /// Sampling of rotate, shear and translate. Default nearest (torchvision's).
-  TORCH_ARG(Interpolation, interpolation) = Interpolation::nearest;
+  TORCH_ARG(AugmentInterpolation, interpolation) = AugmentInterpolation::nearest;
   /// Colour of pixels that geometric ops bring in from outside the image. Default black
   /// (torchvision's fill=None); kImageNetMeanRgb makes them zero after normalisation.
+  /// Bilinear edge pixels get sample + (1 - coverage) * fill (torchvision's tensor path
+  /// scales the sample by the coverage once more there, darkening a one-pixel band).
   TORCH_ARG(Rgb, fill) = Rgb{0, 0, 0};
   /// The ops to draw from, non-empty. Default all_augment_ops().
   TORCH_ARG(std::vector<AugmentOp>, ops) = all_augment_ops();
@@ -401,7 +403,7 @@ inline int64_t round_half_even(double v) {
 // grid_sample with align_corners=False: pixel centres at +0.5, nearest rounds half to
 // even, bilinear blends the in-image corners and gives the rest of the weight to `fill`.
 inline void warp_affine_u8(const uint8_t* src, int64_t h, int64_t w,
-                           const std::array<double, 6>& m, Interpolation interp, Rgb fill,
+                           const std::array<double, 6>& m, AugmentInterpolation interp, Rgb fill,
                            uint8_t* dst) {
   const double hw = 0.5 * double(w), hh = 0.5 * double(h);
   for (int64_t i = 0; i < h; ++i) {
@@ -413,7 +415,7 @@ inline void warp_affine_u8(const uint8_t* src, int64_t h, int64_t w,
       const double u = m[0] * x + u_row, v = m[3] * x + v_row;
       uint8_t* out = dst + (i * w + j) * 3;
       const uint8_t* p = fill.data();
-      if (interp == Interpolation::nearest) {
+      if (interp == AugmentInterpolation::nearest) {
         if (u >= -0.5 && v >= -0.5 && u < double(w) && v < double(h)) {
           const int64_t ru = round_half_even(u), rv = round_half_even(v);
           if (ru < w && rv < h) p = src + (rv * w + ru) * 3;
@@ -461,7 +463,7 @@ inline void warp_affine_u8(const uint8_t* src, int64_t h, int64_t w,
 }
 
 inline void geometric_u8(uint8_t* img, int64_t h, int64_t w, const std::array<double, 6>& m,
-                         Interpolation interp, Rgb fill) {
+                         AugmentInterpolation interp, Rgb fill) {
   thread_local std::vector<uint8_t> src;
   src.assign(img, img + h * w * 3);
   warp_affine_u8(src.data(), h, w, m, interp, fill, img);
@@ -470,7 +472,7 @@ inline void geometric_u8(uint8_t* img, int64_t h, int64_t w, const std::array<do
 // One op with torchvision's _apply_op arguments: `magnitude` is the signed value in the
 // op's unit (see randaugment_magnitude); enhancement ops use the factor 1 + magnitude.
 inline void apply_augment_op_u8(uint8_t* img, int64_t h, int64_t w, AugmentOp op,
-                                double magnitude, Interpolation interp, Rgb fill) {
+                                double magnitude, AugmentInterpolation interp, Rgb fill) {
   const int64_t n = h * w;
   if (n == 0) return;
   // Shears keep the top-left corner fixed (torchvision's RandAugment: center=[0, 0]).
@@ -567,7 +569,7 @@ inline void check_image_u8(const torch::Tensor& image, const char* who) {
 /// for solarize. Returns a new image.
 /// Example: `augment_op(img, AugmentOp::rotate, 15.0)`.
 inline torch::Tensor augment_op(const torch::Tensor& image, AugmentOp op, double magnitude,
-                                Interpolation interpolation = Interpolation::nearest,
+                                AugmentInterpolation interpolation = AugmentInterpolation::nearest,
                                 Rgb fill = {0, 0, 0}) {
   detail::check_image_u8(image, "augment_op");
   if (op == AugmentOp::posterize)
