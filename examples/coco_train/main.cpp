@@ -46,6 +46,9 @@ struct Config {
   double lr = 1e-3, weight_decay = 1e-4, momentum = 0.9, warmup_epochs = 1.0;
   int64_t epochs = 10, batch_size = 32, image_size = kSeedImageSize;
   std::string train_crop = "squish", eval_resize = "squish";
+  std::string recipe = "default";
+  double ema_decay = 0, ema_warmup = 2000, cutout = 0, pct_start = 0.3;
+  int64_t randaugment_n = 0, randaugment_m = 9;
   double min_crop_scale = 0.5;
   bool amp = false, channels_last = true, normalize = true, ignore_crowd = false;
   std::string freeze = "none";
@@ -96,6 +99,25 @@ void add_flags(CLI::App& app, Config& c) {
   opt("--eval-resize", c.eval_resize, "squish (whole image) or center (ImageNet resize + center crop)")
       ->check(CLI::IsMember({"squish", "center"}));
   opt("--min-crop-scale", c.min_crop_scale, "rrc: smallest area fraction kept")->check(CLI::Range(0.01, 1.0));
+  opt("--recipe", c.recipe,
+      "default, or asl (Alibaba-MIIL/ASL: asl loss 4/0/0.05, adamw 2e-4 onecycle 0.2, wd 1e-4, "
+      "EMA 0.9997, cutout 0.5, randaugment 2/9); explicit flags override the recipe")
+      ->check(CLI::IsMember({"default", "asl"}));
+  opt("--ema-decay", c.ema_decay, "EMA of the weights, evaluated beside them (0: off)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            const double d = std::strtod(v.c_str(), nullptr);
+            return d == 0 || (d > 0 && d < 1) ? "" : "must be 0 (off) or in (0, 1), got " + v;
+          },
+          "0 or (0, 1)"));
+  opt("--ema-warmup", c.ema_warmup, "EMA warm-up in updates: decay * (1 - exp(-n / warmup))")
+      ->check(CLI::Range(0.0, 1e9));
+  opt("--cutout", c.cutout, "Cutout rectangle side as a fraction of the image side (0: off)")
+      ->check(CLI::Range(0.0, 1.0));
+  opt("--randaugment-n", c.randaugment_n, "RandAugment: ops per image (0: off)")->check(CLI::Range(int64_t(0), int64_t(16)));
+  opt("--randaugment-m", c.randaugment_m, "RandAugment: magnitude on the 0..30 scale")
+      ->check(CLI::Range(int64_t(0), mobilenet::kRandAugmentMaxMagnitude));
+  opt("--pct-start", c.pct_start, "onecycle: fraction of steps spent warming up")->check(CLI::Range(0.0, 1.0));
   app.add_flag("--amp,!--no-amp", c.amp, "mixed precision: fp16 + loss scaling on CUDA, bf16 on CPU");
   opt("--freeze", c.freeze, "feature blocks to freeze, e.g. 0-6 (inclusive), or none");
   opt("--unfreeze-epoch", c.unfreeze_epoch, "make the --freeze blocks trainable from this epoch on (0: never)")
@@ -123,6 +145,27 @@ void add_flags(CLI::App& app, Config& c) {
   opt("--max-val-images", c.max_val_images, "use only the first N validation images (0: all)")->check(CLI::NonNegativeNumber);
 }
 
+// --recipe asl: what Alibaba-MIIL/ASL's train.py does, for every flag the user did not give.
+void apply_recipe(const CLI::App& app, Config& c) {
+  if (c.recipe != "asl") return;
+  auto preset = [&](const char* flag, auto& field, auto value) {
+    if (app.count(flag) == 0) field = value;
+  };
+  preset("--loss", c.loss, std::string("asl"));
+  preset("--asl-gamma-neg", c.asl_gamma_neg, 4.0);
+  preset("--asl-gamma-pos", c.asl_gamma_pos, 0.0);
+  preset("--asl-clip", c.asl_clip, 0.05);
+  preset("--optimizer", c.optimizer, std::string("adamw"));
+  preset("--lr", c.lr, 2e-4);
+  preset("--weight-decay", c.weight_decay, 1e-4);
+  preset("--schedule", c.schedule, std::string("onecycle"));
+  preset("--pct-start", c.pct_start, 0.2);
+  preset("--ema-decay", c.ema_decay, 0.9997);
+  preset("--cutout", c.cutout, 0.5);
+  preset("--randaugment-n", c.randaugment_n, int64_t(2));
+  preset("--randaugment-m", c.randaugment_m, int64_t(9));
+}
+
 mobilenet::LossFunction make_loss(const Config& c) {
   using namespace mobilenet;
   if (c.loss == "focal") {
@@ -138,14 +181,10 @@ mobilenet::LossFunction make_loss(const Config& c) {
 }
 
 mobilenet::Transform make_train_transform(const Config& c) {
-  mobilenet::Transform t;
-  if (c.train_crop == "rrc") {
-    t.random_resized_crop(c.image_size, mobilenet::RandomResizedCropOptions().scale_min(c.min_crop_scale));
-  } else {
-    t.resize(c.image_size, c.image_size);
-  }
-  t.horizontal_flip(0.5);
-  if (c.normalize) t.normalize(mobilenet::kImageNetMean, mobilenet::kImageNetStd);
+  auto t = mobilenet::train_transform(c.image_size, mobilenet::parse_train_crop(c.train_crop), c.normalize,
+                                      mobilenet::RandomResizedCropOptions().scale_min(c.min_crop_scale));
+  if (c.cutout > 0) t.cutout(mobilenet::CutoutOptions().size(c.cutout).fill(mobilenet::CutoutFill::random_color));
+  if (c.randaugment_n > 0) t.randaugment(mobilenet::RandAugmentOptions(c.randaugment_n, c.randaugment_m));
   return t;
 }
 
@@ -159,7 +198,9 @@ mobilenet::RunContract make_contract(const Config& c, int64_t world, const std::
           {"lr", str(c.lr)}, {"weight_decay", str(c.weight_decay)}, {"schedule", c.schedule},
           {"epochs", str(c.epochs)}, {"train_crop", c.train_crop}, {"eval_resize", c.eval_resize},
           {"amp", str(c.amp)}, {"normalize", str(c.normalize)}, {"seed", str(c.seed)},
-          {"freeze", c.freeze}, {"sync_bn", str(c.sync_bn)}};
+          {"freeze", c.freeze}, {"sync_bn", str(c.sync_bn)}, {"recipe", c.recipe},
+          {"ema_decay", str(c.ema_decay)}, {"cutout", str(c.cutout)},
+          {"randaugment", str(c.randaugment_n) + "/" + str(c.randaugment_m)}};
 }
 
 std::vector<mobilenet::Sample> load_split(const std::string& ann, const std::string& images,
@@ -192,6 +233,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a MobileNet multi-label classifier on COCO-format data"};
   add_flags(app, c);
   CLI11_PARSE(app, argc, argv);
+  apply_recipe(app, c);
   try {
     if (c.nproc > 1 && !std::getenv("RANK")) {
       // Parent of a local data-parallel job: re-run this program as nproc ranks and wait.
@@ -264,7 +306,8 @@ int main(int argc, char** argv) {
 
     auto options = mobilenet::TrainerOptions(c.out)
         .epochs(c.epochs).device(device).amp(c.amp).clip_grad_norm(c.clip_grad)
-        .schedule(mobilenet::LrScheduleOptions(c.schedule, c.lr, 0)).warmup_epochs(c.warmup_epochs)
+        .schedule(mobilenet::LrScheduleOptions(c.schedule, c.lr, 0).pct_start(c.pct_start))
+        .warmup_epochs(c.warmup_epochs)
         .resume(c.resume).overwrite(c.overwrite).select_by(c.select_by).collectives(std::make_shared<CommCollectives>(comm))
         .contract(contract).allow_changes({c.allow_changes.begin(), c.allow_changes.end()})
         .config(app.config_to_str(true, false)).stop_flag(&g_stop)
@@ -276,6 +319,7 @@ int main(int argc, char** argv) {
           freezer.train(model.module());
         });
     if (ddp) options.after_backward([&] { ddp->synchronize(); });
+    if (c.ema_decay > 0) options.ema(mobilenet::ModelEmaOptions().decay(c.ema_decay).warmup(c.ema_warmup));
     auto optimizer = mobilenet::make_optimizer(
         model.module(), mobilenet::OptimizerOptions(c.optimizer, c.lr).weight_decay(c.weight_decay).momentum(c.momentum));
     mobilenet::Trainer trainer(model, spec, std::move(optimizer), make_loss(c), options);

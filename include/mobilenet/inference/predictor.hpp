@@ -27,15 +27,9 @@ namespace mobilenet {
 
 /// The transform a model of `spec` was evaluated with: the whole image resized to
 /// image_size x image_size ("squish", the multi-label default) or the ImageNet resize +
-/// center crop ("center"); ImageNet normalization when the spec says so.
+/// center crop ("center"), normalized when the spec says so.
 inline Transform eval_transform_for(const ModelSpec& spec) {
-  if (spec.eval_resize() == "center") return eval_transform(spec.image_size(), spec.normalize());
-  TORCH_CHECK(spec.eval_resize() == "squish", "unknown eval resize '", spec.eval_resize(),
-              "' (known: squish, center)");
-  Transform t;
-  t.resize(spec.image_size(), spec.image_size());
-  if (spec.normalize()) t.normalize(kImageNetMean, kImageNetStd);
-  return t;
+  return eval_transform(spec.image_size(), parse_eval_crop(spec.eval_resize()), spec.normalize());
 }
 
 /// One class that passed its threshold.
