@@ -71,7 +71,7 @@ rows=$(tail -n +2 "$tmp/ddp/metrics.csv" | wc -l)
 before=$(md5sum "$tmp/run/last.pt" "$tmp/run/metrics.csv")
 set +e
 train --epochs 1 --out "$tmp/run" > "$tmp/fresh.log" 2>&1; fresh=$?
-train --epochs 6 --out "$tmp/run" --resume --image-size 48 > "$tmp/mismatch.log" 2>&1; mismatch=$?
+"$build/examples/coco_train/coco_train" "${common[@]/#64/48}" --epochs 6 --out "$tmp/run" --resume > "$tmp/mismatch.log" 2>&1; mismatch=$?
 set -e
 [[ $fresh -eq 1 ]] && grep -q "already holds a run" "$tmp/fresh.log" || { cat "$tmp/fresh.log"; fail "a fresh run into a used --out was not refused"; }
 [[ $mismatch -eq 1 ]] && grep -q "image_size: checkpoint 64, now 48" "$tmp/mismatch.log" ||

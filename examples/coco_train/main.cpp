@@ -46,7 +46,7 @@ struct Config {
   double lr = 1e-3, weight_decay = 1e-4, momentum = 0.9, warmup_epochs = 1.0;
   int64_t epochs = 10, batch_size = 32, image_size = kSeedImageSize;
   std::string train_crop = "squish", eval_resize = "squish";
-  std::string recipe = "default";
+  std::string recipe = "default", evaluate;
   double ema_decay = 0, ema_warmup = 2000, cutout = 0, pct_start = 0.3;
   int64_t randaugment_n = 0, randaugment_m = 9;
   double min_crop_scale = 0.5;
@@ -129,6 +129,9 @@ void add_flags(CLI::App& app, Config& c) {
   app.add_flag("--normalize,!--no-normalize", c.normalize, "ImageNet mean/std input normalization");
   app.add_flag("--ignore-crowd", c.ignore_crowd, "do not count crowd annotations as labels");
   opt("--out", c.out, "output folder: checkpoints, metrics.csv, plots");
+  opt("--evaluate", c.evaluate,
+      "only evaluate this checkpoint on the validation set (eval transform: the checkpoint's, "
+      "or --eval-resize when given) and print the metrics");
   app.add_flag("--resume", c.resume, "continue the run in --out from last.pt");
   app.add_flag("--overwrite", c.overwrite, "start afresh even if --out holds a run");
   opt("--allow-change", c.allow_changes, "on --resume, settings allowed to differ (lr, epochs, ...)");
@@ -226,6 +229,25 @@ struct CommCollectives : mobilenet::Collectives {
   std::shared_ptr<mobilenet::Communicator> comm;
 };
 
+// --evaluate: the checkpoint's model on the validation set, metrics on stdout.
+int evaluate_checkpoint(const CLI::App& app, const Config& c) {
+  auto spec = mobilenet::read_model_spec(c.evaluate);
+  if (app.count("--eval-resize")) spec.eval_resize(c.eval_resize);
+  std::vector<std::string> names = spec.class_names();
+  const auto samples = load_split(c.val_ann, c.val_images, mobilenet::CocoOptions().ignore_crowd(c.ignore_crowd),
+                                  c.max_val_images, names);
+  mobilenet::Classifier model = mobilenet::make_model(spec);
+  mobilenet::load_checkpoint(c.evaluate, model.module(), spec, nullptr, /*restore_rng=*/false);
+  mobilenet::DataLoader loader(samples, mobilenet::eval_transform_for(spec),
+                               mobilenet::LoaderOptions(c.batch_size).workers(c.workers).shuffle(false));
+  const auto e = mobilenet::evaluate(model, *mobilenet::batch_source(loader), make_loss(c), 0,
+                                     mobilenet::EvaluateOptions().class_names(names));
+  std::cout << e.report << "\nevaluated " << c.evaluate << " on " << e.images << " images (eval resize "
+            << spec.eval_resize() << "): loss " << e.loss << " mAP " << e.ap.mean << " CF1 "
+            << e.paper.all.class_f1 << " OF1 " << e.paper.all.overall_f1 << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -255,13 +277,14 @@ int main(int argc, char** argv) {
       if (c.val_ann.empty()) c.val_ann = (root / "annotations/instances_val2017.json").string();
       if (c.val_images.empty()) c.val_images = (root / "val2017").string();
     }
-    TORCH_CHECK(!c.train_ann.empty() && !c.val_ann.empty(),
+    TORCH_CHECK((!c.train_ann.empty() || !c.evaluate.empty()) && !c.val_ann.empty(),
                 "give --coco-root, or --train-ann/--train-images/--val-ann/--val-images");
     const torch::Device device(c.device.empty() ? (torch::cuda::is_available() ? "cuda" : "cpu") : c.device);
     int threads = static_cast<int>(std::thread::hardware_concurrency());
     if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && world > 1) threads = std::atoi(omp);
     torch::set_num_threads(std::max(1, c.threads > 0 ? static_cast<int>(c.threads) : threads));
     torch::manual_seed(c.seed);
+    if (!c.evaluate.empty()) return evaluate_checkpoint(app, c);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 
