@@ -12,12 +12,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
 namespace fs = std::filesystem;
 
@@ -62,9 +64,20 @@ struct Config {
   double dist_timeout_s = 300;
 };
 
+// CLI::Range lets NaN through (every comparison with it is false): numbers must be finite.
+const CLI::Validator kFinite(
+    [](std::string& v) -> std::string {
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      return std::isfinite(d) ? "" : "must be a finite number, got " + v;
+    },
+    "FINITE");
+
 void add_flags(CLI::App& app, Config& c) {
   auto opt = [&](const char* name, auto& v, const char* help) {
-    return app.add_option(name, v, help)->capture_default_str();
+    auto* o = app.add_option(name, v, help)->capture_default_str();
+    if constexpr (std::is_floating_point<std::decay_t<decltype(v)>>::value) o->check(kFinite);
+    return o;
   };
   opt("--coco-root", c.coco_root, "COCO folder: train2017/, val2017/, annotations/instances_*2017.json");
   opt("--train-ann", c.train_ann, "training annotation file (COCO format)");

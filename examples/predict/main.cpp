@@ -67,7 +67,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "one JSON object per image instead of text");
   app.add_option("--threshold", threshold,
                  "one threshold for all classes, in [0, 1] (default: the checkpoint's tuned per-class ones)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(CLI::Range(0.0, 1.0))
+      ->check(CLI::Validator(  // CLI::Range lets NaN through
+          [](std::string& v) { return std::isnan(std::strtod(v.c_str(), nullptr)) ? "must be a number, got " + v : std::string(); },
+          "NUMBER"));
   app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::PositiveNumber);
   app.add_option("--device", device, "cpu or cuda (default: cuda when available)")
       ->check(CLI::IsMember({"cpu", "cuda"}));

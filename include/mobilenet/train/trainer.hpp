@@ -244,7 +244,9 @@ class Trainer {
           non_finite = true;
           result.message = "loss became " + std::to_string(r.loss) + " at epoch " +
                            std::to_string(epoch + 1) + ", step " + std::to_string(state_.step) +
-                           ": stopped; " + last_path() + " keeps the last good state";
+                           ": stopped; " +
+                           (state_.epoch > 0 ? last_path() + " keeps the last good state"
+                                             : "no checkpoint was written (no epoch finished)");
           return false;
         }
         if (ema_ && !r.skipped) ema_->update(model_.module());
