@@ -6,7 +6,8 @@
 //   bench_distributed [--steps 10] [--batch 32] [--image 96] [--width 0.5]
 //
 // The program re-executes itself as the ranks (mobilenet::launch_local).
-#include <mobilenet/distributed.hpp>
+#include <mobilenet/distributed/ddp.hpp>
+#include <mobilenet/distributed/launch.hpp>
 #include <mobilenet/models/mobilenet_v2.hpp>
 
 #include <CLI/CLI.hpp>
