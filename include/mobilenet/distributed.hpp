@@ -10,6 +10,8 @@
 ///   auto comm = mobilenet::init_distributed();              // RANK, WORLD_SIZE, MASTER_*
 ///   torch::manual_seed(0);
 ///   MobileNetV2 model(options);                               // same seed: same init anyway
+///   // or, global-batch BatchNorm statistics:
+///   // MobileNetV2 model(options.norm_layer(mobilenet::sync_batch_norm_layer(comm)));
 ///   model->to(comm->device());
 ///   mobilenet::DistributedDataParallel ddp(model, comm);    // rank 0's weights everywhere
 ///   torch::optim::SGD opt(model->parameters(), 0.1);
