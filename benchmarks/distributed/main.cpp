@@ -1,12 +1,16 @@
 // Data-parallel scaling on this machine: MobileNetV2 trained with 1 process and with 2
 // processes (Gloo over loopback) at the same global batch, with and without overlapping the
 // gradient all-reduce with backward; PyTorch's DistributedDataParallel on the same
-// configuration (bench_ddp.py) runs in the same invocation for comparison.
+// configuration (bench_ddp.py) runs in the same invocation for comparison. A last row builds
+// the model with SyncBatchNorm2d (norm_layer); PyTorch 1.13's SyncBatchNorm needs CUDA, so
+// that row has no Python counterpart.
 //
 //   bench_distributed [--steps 10] [--batch 32] [--image 96] [--width 0.5]
 //
 // The program re-executes itself as the ranks (mobilenet::launch_local).
-#include <mobilenet/distributed.hpp>
+#include <mobilenet/distributed/ddp.hpp>
+#include <mobilenet/distributed/launch.hpp>
+#include <mobilenet/distributed/sync_batch_norm.hpp>
 #include <mobilenet/models/mobilenet_v2.hpp>
 
 #include <CLI/CLI.hpp>
@@ -62,11 +66,12 @@ std::vector<std::string> config_args(const Config& c) {
 }
 
 // One rank: synthetic data, SGD, timing. Rank 0 writes its numbers to `out`.
-void run_rank(const Config& c, bool overlap, const std::string& out) {
+void run_rank(const Config& c, bool overlap, bool sync_bn, const std::string& out) {
   auto comm = mobilenet::init_distributed();
   torch::manual_seed(0);
   mobilenet::MobileNetV2 model(
-      mobilenet::MobileNetV2Options().width_mult(c.width).num_classes(c.classes));
+      mobilenet::MobileNetV2Options().width_mult(c.width).num_classes(c.classes).norm_layer(
+          sync_bn ? mobilenet::sync_batch_norm_layer(comm) : nullptr));
   mobilenet::DistributedDataParallel ddp(
       model, comm, mobilenet::DistributedDataParallelOptions().bucket_mb(c.bucket_mb).overlap(overlap));
   torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
@@ -111,13 +116,14 @@ void run_rank(const Config& c, bool overlap, const std::string& out) {
   }
 }
 
-RankResult launch(const Config& c, int64_t nproc, int64_t threads, bool overlap,
+RankResult launch(const Config& c, int64_t nproc, int64_t threads, bool overlap, bool sync_bn,
                   const std::filesystem::path& dir) {
   const auto out = (dir / ("result-" + std::to_string(nproc) + "-" + std::to_string(threads) +
-                           "-" + std::to_string(overlap) + ".txt"))
+                           "-" + std::to_string(overlap) + "-" + std::to_string(sync_bn) + ".txt"))
                        .string();
   auto args = config_args(c);
-  args.insert(args.begin(), {"--rank-program", "--overlap", overlap ? "1" : "0", "--out", out});
+  args.insert(args.begin(), {"--rank-program", "--overlap", overlap ? "1" : "0", "--sync-bn",
+                             sync_bn ? "1" : "0", "--out", out});
   mobilenet::launch_local(mobilenet::LaunchOptions(nproc).threads_per_rank(threads), args);
   RankResult r;
   std::ifstream in(out);
@@ -152,17 +158,19 @@ int main(int argc, char** argv) {
   Config c;
   bool rank_program = false;
   int overlap = 1;
+  int sync_bn = 0;
   std::string out;
   CLI::App app("MobileNetV2 data-parallel scaling: 1 vs 2 local processes, C++ vs PyTorch");
   add_options(app, c);
   app.add_flag("--rank-program", rank_program, "internal: run as one rank");
   app.add_option("--overlap", overlap, "internal: overlap all-reduce with backward");
+  app.add_option("--sync-bn", sync_bn, "internal: build the model with SyncBatchNorm2d");
   app.add_option("--out", out, "internal: result file of rank 0");
   CLI11_PARSE(app, argc, argv);
   try {
     if (rank_program) {
       torch::set_num_threads(static_cast<int>(std::stoi(std::getenv("OMP_NUM_THREADS"))));
-      run_rank(c, overlap != 0, out);
+      run_rank(c, overlap != 0, sync_bn != 0, out);
       return 0;
     }
     TORCH_CHECK(c.batch % 2 == 0, "--batch must be even (split over 2 ranks)");
@@ -177,20 +185,22 @@ int main(int argc, char** argv) {
       std::string name;
       int64_t nproc, threads;
       bool overlap;
+      bool sync_bn = false;
     };
     const std::vector<Row> rows{{"1 process x 1 thread", 1, 1, false},
                                 {"1 process x 2 threads", 1, 2, false},
                                 {"2 processes x 1 thread, overlap", 2, 1, true},
-                                {"2 processes x 1 thread, no overlap", 2, 1, false}};
+                                {"2 processes x 1 thread, no overlap", 2, 1, false},
+                                {"2 x 1 thread, overlap, SyncBatchNorm", 2, 1, true, true}};
     std::vector<RankResult> results;
     std::cout << std::left << std::setw(38) << "configuration" << std::right << std::setw(12)
               << "C++ img/s" << std::setw(14) << "PyTorch img/s" << std::setw(12) << "C++/PyTorch"
               << "\n";
     for (const auto& row : rows) {
-      results.push_back(launch(c, row.nproc, row.threads, row.overlap, dir));
+      results.push_back(launch(c, row.nproc, row.threads, row.overlap, row.sync_bn, dir));
       const double cpp = static_cast<double>(c.batch) / results.back().step_s;
       // PyTorch's DDP always overlaps; its row is the overlap one.
-      const bool with_python = !(row.nproc == 2 && !row.overlap);
+      const bool with_python = !(row.nproc == 2 && !row.overlap) && !row.sync_bn;
       const double py = with_python ? python_images_per_s(c, row.nproc, row.threads) : -1;
       std::cout << std::left << std::setw(38) << row.name << std::right << std::fixed
                 << std::setprecision(1) << std::setw(12) << cpp << std::setw(14);
@@ -204,6 +214,7 @@ int main(int argc, char** argv) {
     const auto& one = results[0];
     const auto& two = results[2];
     const auto& two_plain = results[3];
+    const auto& two_sync = results[4];
     std::cout << std::setprecision(1) << "\nscaling efficiency, 2 processes vs 1 (1 thread each): "
               << 100.0 * one.step_s / (2.0 * two.step_s) << " % with overlap, "
               << 100.0 * one.step_s / (2.0 * two_plain.step_s) << " % without\n"
@@ -214,7 +225,10 @@ int main(int argc, char** argv) {
               << "all-reduce cost per step: " << std::setprecision(1) << 1e3 * two.reduce_s
               << " ms alone (ranks aligned); time inside synchronize() per training step: "
               << 1e3 * two_plain.sync_s << " ms without overlap, " << 1e3 * two.sync_s
-              << " ms with overlap (includes waiting for the slower rank)\n";
+              << " ms with overlap (includes waiting for the slower rank)\n"
+              << "SyncBatchNorm2d (2 all-reduces per norm layer and step): step "
+              << 1e3 * two_sync.step_s << " ms vs " << 1e3 * two.step_s << " ms with BatchNorm2d ("
+              << 100.0 * (two_sync.step_s / two.step_s - 1.0) << " %)\n";
   } catch (const std::exception& e) {
     std::cerr << "bench_distributed: " << e.what() << "\n";
     return 1;
