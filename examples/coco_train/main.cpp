@@ -230,37 +230,6 @@ std::vector<mobilenet::Sample> load_split(const std::string& ann, const std::str
   return samples;
 }
 
-// TEMPORARY until Communicator implements Collectives itself.
-struct CommCollectives : mobilenet::Collectives {
-  explicit CommCollectives(std::shared_ptr<mobilenet::Communicator> c) : comm(std::move(c)) {}
-  int64_t rank() const override { return comm->rank(); }
-  int64_t world_size() const override { return comm->world_size(); }
-  double sum(double v) override { return comm->all_reduce_sum<double>(v); }
-  torch::Tensor gather_rows(const torch::Tensor& t) override { return comm->all_gather_cat(t); }
-  void broadcast(std::vector<torch::Tensor>& t, int64_t root) override { comm->broadcast_(t, root); }
-  void barrier() override { comm->barrier(); }
-  std::shared_ptr<mobilenet::Communicator> comm;
-};
-
-// --evaluate: the checkpoint's model on the validation set, metrics on stdout.
-int evaluate_checkpoint(const CLI::App& app, const Config& c) {
-  auto spec = mobilenet::read_model_spec(c.evaluate);
-  if (app.count("--eval-resize")) spec.eval_resize(c.eval_resize);
-  std::vector<std::string> names = spec.class_names();
-  const auto samples = load_split(c.val_ann, c.val_images, mobilenet::CocoOptions().ignore_crowd(c.ignore_crowd),
-                                  c.max_val_images, names);
-  mobilenet::Classifier model = mobilenet::make_model(spec);
-  mobilenet::load_checkpoint(c.evaluate, model.module(), spec, nullptr, /*restore_rng=*/false);
-  mobilenet::DataLoader loader(samples, mobilenet::eval_transform_for(spec),
-                               mobilenet::LoaderOptions(c.batch_size).workers(c.workers).shuffle(false));
-  const auto e = mobilenet::evaluate(model, *mobilenet::batch_source(loader), make_loss(c), 0,
-                                     mobilenet::EvaluateOptions().class_names(names));
-  std::cout << e.report << "\nevaluated " << c.evaluate << " on " << e.images << " images (eval resize "
-            << spec.eval_resize() << "): loss " << e.loss << " mAP " << e.ap.mean << " CF1 "
-            << e.paper.all.class_f1 << " OF1 " << e.paper.all.overall_f1 << "\n";
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -277,7 +246,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto comm = mobilenet::init_distributed(mobilenet::DistributedOptions().timeout(
-        std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout_s * 1000))));
+        mobilenet::timeout_from_seconds(c.dist_timeout_s, "--dist-timeout")));
     const int64_t world = comm->world_size();
     TORCH_CHECK(c.batch_size % world == 0, "--batch-size ", c.batch_size,
                 " must be divisible by the number of processes (", world, ")");
@@ -324,7 +293,9 @@ int main(int argc, char** argv) {
                                      mobilenet::LoaderOptions(loader_options).shuffle(false));
 
     // Model.
-    mobilenet::Classifier model = mobilenet::make_model(spec, mobilenet::init_policy(c.init));
+    TORCH_CHECK(!c.sync_bn || comm->distributed(), "--sync-bn needs a data-parallel run (--nproc > 1)");
+    mobilenet::Classifier model = mobilenet::make_model(
+        spec, mobilenet::init_policy(c.init), c.sync_bn ? mobilenet::sync_batch_norm_layer(comm) : nullptr);
     if (!c.weights.empty()) {
       auto report = mobilenet::load_weights(model.module(), c.weights, mobilenet::LoadOptions().strict(false));
       log << "loaded " << report.loaded << " tensors from " << c.weights << "\n" << report.describe();
@@ -344,7 +315,7 @@ int main(int argc, char** argv) {
         .epochs(c.epochs).device(device).amp(c.amp).clip_grad_norm(c.clip_grad)
         .schedule(mobilenet::LrScheduleOptions(c.schedule, c.lr, 0).pct_start(c.pct_start))
         .warmup_epochs(c.warmup_epochs)
-        .resume(c.resume).overwrite(c.overwrite).select_by(c.select_by).collectives(std::make_shared<CommCollectives>(comm))
+        .resume(c.resume).overwrite(c.overwrite).select_by(c.select_by).collectives(comm)
         .contract(contract).allow_changes({c.allow_changes.begin(), c.allow_changes.end()})
         .config(app.config_to_str(true, false)).stop_flag(&g_stop)
         .on_epoch_start([&](int64_t epoch) {

@@ -6,6 +6,7 @@
 
 #include <mobilenet/models/mobilenet_v1.hpp>
 #include <mobilenet/models/mobilenet_v2.hpp>
+#include <mobilenet/nn/norm_layer.hpp>
 
 #include <torch/torch.h>
 
@@ -101,22 +102,27 @@ class Classifier {
   torch::nn::Sequential features_{nullptr};
 };
 
-/// Builds the model `spec` describes, initialized by `init` (see init.hpp).
+/// Builds the model `spec` describes, initialized by `init` (see init.hpp), with `norm` as
+/// its norm layer (null: BatchNorm2d; distributed/sync_batch_norm.hpp's
+/// sync_batch_norm_layer(comm) for SyncBatchNorm2d; state_dict keys are the same either way).
 /// Example: `Classifier net = make_model(ModelSpec().num_classes(6).width_mult(0.5));`
-inline Classifier make_model(const ModelSpec& spec, const InitPolicy& init = InitPolicy::torchvision()) {
+inline Classifier make_model(const ModelSpec& spec, const InitPolicy& init = InitPolicy::torchvision(),
+                             const NormLayer& norm = nullptr) {
   Classifier net;
   if (spec.arch() == "mobilenet_v2") {
     MobileNetV2 m(MobileNetV2Options()
                       .num_classes(spec.num_classes())
                       .width_mult(spec.width_mult())
-                      .output_stride(spec.output_stride()));
+                      .output_stride(spec.output_stride())
+                      .norm_layer(norm));
     init_model(*m, init);
     net = m;
   } else if (spec.arch() == "mobilenet_v1") {
     MobileNetV1 m(MobileNetV1Options()
                       .num_classes(spec.num_classes())
                       .width_mult(spec.width_mult())
-                      .output_stride(spec.output_stride()));
+                      .output_stride(spec.output_stride())
+                      .norm_layer(norm));
     init_model(*m, init);
     net = m;
   } else {
