@@ -3,6 +3,7 @@
 // the "rank program" case below); the reference is a plain single-process LibTorch run.
 #include <mobilenet/distributed.hpp>
 #include <mobilenet/models/mobilenet_v2.hpp>
+#include <mobilenet/train/trainer.hpp>
 
 #include <doctest/doctest.h>
 
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -314,6 +316,34 @@ void rank_failure(const std::string& out_dir, bool kill) {
   }
 }
 
+// Each rank builds a Trainer with its own contract: rank 1 was started with another lr.
+void rank_trainer_contract(const std::string& out_dir) {
+  auto comm = mobilenet::init_distributed(DistributedOptions().rendezvous_timeout(kRendezvousTimeout));
+  const int64_t r = comm->rank();
+  torch::manual_seed(3);
+  const auto spec = mobilenet::ModelSpec().num_classes(kClasses).width_mult(0.25).image_size(16);
+  mobilenet::Classifier model = mobilenet::make_model(spec);
+  auto opt = mobilenet::make_optimizer(model.module(), mobilenet::OptimizerOptions("sgd", 0.1));
+  const auto data = make_data();
+  auto source = mobilenet::batch_source(std::vector<mobilenet::BatchView>{
+      {torch::rand({4, 3, 16, 16}), data.y[0].narrow(0, 4 * r, 4)}});
+  mobilenet::Trainer trainer(
+      model, spec, std::move(opt),
+      [](const torch::Tensor& x, const torch::Tensor& y) { return bce(x, y); },
+      mobilenet::TrainerOptions(out_dir + "/run")
+          .collectives(comm)
+          .contract({{"image_size", "16"}, {"lr", r == 0 ? "0.1" : "0.2"}})
+          .log(nullptr)
+          .out(nullptr)
+          .progress(false));
+  try {
+    trainer.fit(*source, *source);
+  } catch (const std::exception& e) {
+    std::ofstream(out_dir + "/error" + std::to_string(r) + ".txt") << e.what();
+    throw;
+  }
+}
+
 // Runs kRankCase as 2 ranks of this binary with the given scenario.
 void launch(const std::string& scenario, const std::string& out_dir,
             std::chrono::milliseconds grace = std::chrono::seconds(10)) {
@@ -353,6 +383,8 @@ TEST_CASE("distributed rank program run by the launcher tests" * doctest::skip()
     rank_sync_bn_model(out);
   } else if (scenario == "per_rank_bn") {
     rank_train_per_rank_bn(out);
+  } else if (scenario == "trainer_contract") {
+    rank_trainer_contract(out);
   } else if (scenario == "kill" || scenario == "hang") {
     rank_failure(out, scenario == "kill");
   } else {
@@ -455,6 +487,18 @@ TEST_CASE("per-rank BatchNorm with no_sync accumulation matches one process on t
              "rank 0 parameters vs single process");
   // Running statistics are averaged in synchronize(): identical on both ranks.
   check_same(rank1, rank0, 0.0, "rank 1 vs rank 0");
+}
+
+TEST_CASE("Trainer: ranks started with different settings all fail, naming the fields") {
+  mobilenet::test::TempDir dir("dist-contract");
+  CHECK_THROWS(launch("trainer_contract", dir.path().string()));
+  auto read = [&](const std::string& name) {
+    std::ifstream in(dir / name);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(read("error0.txt").find("ranks were started with different configurations") != std::string::npos);
+  CHECK(read("error1.txt").find("lr: rank 0 0.1, this rank 0.2") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "run/last.pt"));  // nothing was trained
 }
 
 TEST_CASE("a killed rank makes the other exit non-zero with a clear error") {

@@ -230,6 +230,25 @@ std::vector<mobilenet::Sample> load_split(const std::string& ann, const std::str
   return samples;
 }
 
+// --evaluate: the checkpoint's model on the validation set, metrics on stdout.
+int evaluate_checkpoint(const CLI::App& app, const Config& c) {
+  auto spec = mobilenet::read_model_spec(c.evaluate);
+  if (app.count("--eval-resize")) spec.eval_resize(c.eval_resize);
+  std::vector<std::string> names = spec.class_names();
+  const auto samples = load_split(c.val_ann, c.val_images, mobilenet::CocoOptions().ignore_crowd(c.ignore_crowd),
+                                  c.max_val_images, names);
+  mobilenet::Classifier model = mobilenet::make_model(spec);
+  mobilenet::load_checkpoint(c.evaluate, model.module(), spec, nullptr, /*restore_rng=*/false);
+  mobilenet::DataLoader loader(samples, mobilenet::eval_transform_for(spec),
+                               mobilenet::LoaderOptions(c.batch_size).workers(c.workers).shuffle(false));
+  const auto e = mobilenet::evaluate(model, *mobilenet::batch_source(loader), make_loss(c), 0,
+                                     mobilenet::EvaluateOptions().class_names(names));
+  std::cout << e.report << "\nevaluated " << c.evaluate << " on " << e.images << " images (eval resize "
+            << spec.eval_resize() << "): loss " << e.loss << " mAP " << e.ap.mean << " CF1 "
+            << e.paper.all.class_f1 << " OF1 " << e.paper.all.overall_f1 << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
