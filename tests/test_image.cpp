@@ -206,13 +206,15 @@ TEST_CASE("DCT-scaled decode picks the smallest scale that keeps the requested s
     torch::Tensor ours = mobilenet::decode_image(fixtures().path("base.jpg"), min);
     CHECK(ours.size(0) >= min.height);
     CHECK(ours.size(1) >= min.width);
-    // PIL only offers 1/2, 1/4, 1/8; TurboJPEG also 3/8, 5/8 ...: compare where they agree.
-    if (ours.size(0) == r.dims[0]) CHECK(max_abs_diff(ours, fixtures().load(name)) == 0);
+    // Our scales are PIL's draft scales (1/8, 1/4, 1/2, 1): the same pixels.
+    CHECK(ours.size(0) == r.dims[0]);
+    CHECK(max_abs_diff(ours, fixtures().load(name)) == 0);
   }
   // The whole image is smaller than the hint: full resolution.
   CHECK(mobilenet::decode_image(fixtures().path("base.jpg"), {1000, 1000}).size(1) == 640);
-  // 7/8 of 640 is 560: the smallest eighth that keeps 500 wide.
-  CHECK(mobilenet::decode_image(fixtures().path("base.jpg"), {10, 500}).size(1) == 560);
+  // 500 wide needs more than 1/2 (320): full scale, never the slow 5/8 .. 7/8 IDCTs.
+  CHECK(mobilenet::decode_image(fixtures().path("base.jpg"), {10, 500}).size(1) == 640);
+  CHECK(mobilenet::decode_image(fixtures().path("base.jpg"), {10, 300}).size(1) == 320);
 }
 
 TEST_CASE("antialiased bilinear resize matches PIL.Image.resize exactly, including "
@@ -445,8 +447,10 @@ TEST_CASE("a corrupt JPEG never breaks the next decode on the same thread") {
   }
 }
 
-TEST_CASE("a JPEG whose scan is cut short is an ImageError naming the file, whichever "
-          "region a crop decodes; extraneous bytes before a marker stay accepted like PIL") {
+TEST_CASE("a JPEG cut short is an ImageError naming the file, a crop of it never gets grey "
+          "padding, and extraneous bytes before a marker stay accepted like PIL") {
+  // A scan cut short and closed by an end marker: libjpeg warns "premature end of data
+  // segment" (TurboJPEG's message was matched case-sensitively, so it passed as grey).
   const std::string p = fixtures().path("truncated_scan.jpg");
   try {
     mobilenet::decode_image(p);
@@ -455,16 +459,38 @@ TEST_CASE("a JPEG whose scan is cut short is an ImageError naming the file, whic
     CHECK(e.path() == p);
     CHECK(std::string(e.what()).find("premature end of data segment") != std::string::npos);
   }
-  // Crops at the top of the image decode no row of the missing part, yet still fail.
+  CHECK_THROWS_AS(mobilenet::decode_image(p, {60, 80}), mobilenet::ImageError);  // 1/8 scale
+  // Crops decode only the rows they need: one above the cut must equal the same crop of the
+  // intact file, one reaching it must fail.
   auto t = mobilenet::Transform().random_resized_crop(64);
   std::vector<float> out(64 * 64 * 3);
   const std::vector<uint8_t> bytes = bytes_of(p);
-  for (uint64_t seed = 0; seed < 20; ++seed) {
+  const std::vector<uint8_t> intact = bytes_of(fixtures().path("base.jpg"));
+  std::vector<float> expected(out.size());
+  int failed = 0, passed = 0;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
     CAPTURE(seed);
-    CHECK_THROWS_AS(t.apply_bytes_into(bytes.data(), bytes.size(), p, seed, out.data()),
-                    mobilenet::ImageError);
+    try {
+      t.apply_bytes_into(bytes.data(), bytes.size(), p, seed, out.data());
+      t.apply_bytes_into(intact.data(), intact.size(), "base.jpg", seed, expected.data());
+      CHECK(out == expected);
+      ++passed;
+    } catch (const mobilenet::ImageError& e) {
+      CHECK(e.path() == p);
+      ++failed;
+    }
   }
-  CHECK_THROWS_AS(mobilenet::decode_image(p, {60, 80}), mobilenet::ImageError);  // 1/8 scale
+  CHECK(failed >= 10);
+  CHECK(passed >= 10);
+  // A file cut without an end marker fails whichever rows a crop needs.
+  const std::string cut = fixtures().path("truncated.jpg");
+  const std::vector<uint8_t> cut_bytes = bytes_of(cut);
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    CAPTURE(seed);
+    CHECK_THROWS_WITH_AS(t.apply_bytes_into(cut_bytes.data(), cut_bytes.size(), cut, seed,
+                                            out.data()),
+                         doctest::Contains("Premature end of JPEG file"), mobilenet::ImageError);
+  }
   CHECK(max_abs_diff(mobilenet::decode_image(fixtures().path("extraneous.jpg")),
                      fixtures().load("decode_extraneous_jpg")) == 0);
 }
@@ -598,4 +624,48 @@ TEST_CASE("region decoding (crop and skipped rows) gives exactly the transform o
   }
   CHECK(narrower > 50);  // the crops really decoded less
   CHECK(shorter > 50);
+}
+
+TEST_CASE("the AVX2 resampler gives the scalar resampler's bytes, mirrored or not, for "
+          "down- and upscaling, fractional boxes, clips and windows") {
+  torch::Tensor img = mobilenet::decode_image(fixtures().path("odd.jpg"));  // 333 x 251
+  const int64_t h = img.size(0), w = img.size(1);
+  const uint8_t* px = img.data_ptr<uint8_t>();
+  mobilenet::SampleRng rng(5);
+  for (int trial = 0; trial < 300; ++trial) {
+    CAPTURE(trial);
+    mobilenet::detail::ResampleSpec s;
+    const double bw = rng.uniform(1, double(w)), bh = rng.uniform(1, double(h));
+    s.box.x0 = rng.uniform(0, double(w) - bw);
+    s.box.y0 = rng.uniform(0, double(h) - bh);
+    s.box.x1 = s.box.x0 + bw;
+    s.box.y1 = s.box.y0 + bh;
+    // Half the trials read only inside the box (crop-then-resize), half the whole image.
+    if (trial % 2) {
+      s.clip = {int64_t(std::floor(s.box.x0)), int64_t(std::floor(s.box.y0)),
+                int64_t(std::ceil(s.box.x1)), int64_t(std::ceil(s.box.y1))};
+    } else {
+      s.clip = {0, 0, w, h};
+    }
+    // Output sizes from 1 pixel to 4x upscaling and 40x downscaling (several tap groups).
+    s.out_w = rng.randint(1, 400);
+    s.out_h = rng.randint(1, 300);
+    const bool mirror = trial % 3 == 0;
+    // The input as a tight window around the footprint, so reads near its end are tested.
+    const auto fp = mobilenet::detail::resample_footprint(s, w, h);
+    torch::Tensor window = img.slice(0, fp.y0, fp.y1).slice(1, fp.x0, fp.x1).contiguous();
+    const mobilenet::detail::RgbWindow in{window.data_ptr<uint8_t>(), fp.x0, fp.y0,
+                                          window.size(1), window.size(0)};
+    torch::Tensor a = torch::empty({s.out_h, s.out_w, 3}, torch::kUInt8);
+    torch::Tensor b = torch::empty({s.out_h, s.out_w, 3}, torch::kUInt8);
+    mobilenet::detail::resample_rgb(in, w, h, s, a.data_ptr<uint8_t>(), mirror);
+    mobilenet::detail::resample_rgb(in, w, h, s, b.data_ptr<uint8_t>(), mirror,
+                                    mobilenet::detail::ResampleKernel::kScalar);
+    REQUIRE(torch::equal(a, b));
+    if (mirror) {
+      torch::Tensor plain = torch::empty_like(b);
+      mobilenet::detail::resample_rgb({px, 0, 0, w, h}, w, h, s, plain.data_ptr<uint8_t>());
+      REQUIRE(torch::equal(a, plain.flip({1})));
+    }
+  }
 }

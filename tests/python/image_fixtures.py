@@ -81,7 +81,7 @@ for i in range(1000, len(buf) - 2, 997):  # corrupt entropy-coded data with mark
 open(os.path.join(out, "corrupt.jpg"), "wb").write(bytes(buf))
 # A scan cut short, then a proper end-of-image marker: libjpeg warns "premature end of data
 # segment" and pads with grey; the decoder must refuse it.
-cut = int(len(data) * 0.6)
+cut = int(len(data) * 0.8)
 while data[cut - 1] == 0xFF:
     cut -= 1
 open(os.path.join(out, "truncated_scan.jpg"), "wb").write(data[:cut] + b"\xff\xd9")

@@ -8,9 +8,14 @@
 /// matches `PIL.Image.resize(size, BILINEAR, box)` to within 1 grey level. The source is a
 /// floating-point box, so one resampling serves resize, crop-then-resize and resize-then-crop.
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -154,15 +159,190 @@ inline PixelRect resample_footprint(const ResampleSpec& s, int64_t image_w, int6
   return {c.x0 + r.x0, c.y0 + r.y0, c.x0 + r.x1, c.y0 + r.y1};
 }
 
+// One output row of the horizontal pass, pixels [x_begin, x_end): `src` is the row's pixel
+// at clip column 0.
+inline void resample_row_h_scalar(const uint8_t* src, const ResampleCoeffs& hc, int64_t x_begin,
+                                  int64_t x_end, uint8_t* dst) {
+  for (int64_t xx = x_begin; xx < x_end; ++xx) {
+    const int32_t* k = &hc.weights[size_t(xx) * hc.ksize];
+    const uint8_t* p = src + int64_t(hc.first[xx]) * 3;
+    int32_t a0 = 1 << (kResamplePrecisionBits - 1), a1 = a0, a2 = a0;
+    for (int x = 0, n = hc.count[xx]; x < n; ++x, p += 3) {
+      a0 += p[0] * k[x];
+      a1 += p[1] * k[x];
+      a2 += p[2] * k[x];
+    }
+    dst[xx * 3 + 0] = resample_clip8(a0);
+    dst[xx * 3 + 1] = resample_clip8(a1);
+    dst[xx * 3 + 2] = resample_clip8(a2);
+  }
+}
+
+// One output row of the vertical pass, bytes [begin, end): taps are rows src, src + stride...
+inline void resample_row_v_scalar(const uint8_t* src, int64_t stride, const int32_t* k, int n,
+                                  int64_t begin, int64_t end, uint8_t* dst) {
+  for (int64_t i = begin; i < end; ++i) {
+    int32_t acc = 1 << (kResamplePrecisionBits - 1);
+    const uint8_t* p = src + i;
+    for (int y = 0; y < n; ++y, p += stride) acc += p[0] * k[y];
+    dst[i] = resample_clip8(acc);
+  }
+}
+
+/// Which code resamples: the best the CPU supports, or the portable scalar loops.
+enum class ResampleKernel { kAuto, kScalar };
+
+#if defined(__x86_64__) || defined(__i386__)
+#define MOBILENET_RESAMPLE_AVX2 1
+
+// AVX2 kernels, compiled for AVX2 whatever the user's flags (target attribute) and chosen
+// at run time, so a binary built without -mavx2 still runs everywhere. Exact: they add the
+// same integer products as the scalar loops. A 22-bit weight w is split as
+// w = hi * 2^11 + lo with both halves in int16, so _mm256_madd_epi16 gives exact sums of
+// pixel * hi and pixel * lo, recombined in int32 (the total stays below 2^30).
+
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") != 0;
+  return has;
+}
+
+// Horizontal weights for pairs of output pixels (one per 128-bit lane): source pixels are
+// read in groups of 5 from `start` (one 16-byte load per group and pixel), and each group
+// has 3 madd steps (pixels 0-1, 2-3, 4) with hi and lo weight vectors of 8 int16:
+// [wa, wb, wa, wb, wa, wb, 0, 0] against [r_a, r_b, g_a, g_b, b_a, b_b, 0, 0].
+struct ResampleAvx2Weights {
+  int groups = 1;
+  std::vector<int> start;       // per output pixel, in source pixels (clip coordinates)
+  std::vector<int16_t> packed;  // [pair][group][step 0..2][hi, lo][lane 0, 1][8]
+};
+
+inline ResampleAvx2Weights pack_avx2_weights(const ResampleCoeffs& c, int64_t out_size) {
+  ResampleAvx2Weights w;
+  int max_count = 1;
+  for (int64_t i = 0; i < out_size; ++i) max_count = std::max(max_count, c.count[i]);
+  w.groups = (max_count + 4) / 5;
+  w.start.assign(c.first.begin(), c.first.end());
+  const int64_t pairs = out_size / 2;
+  const size_t per_pair = size_t(w.groups) * 3 * 2 * 2 * 8;
+  w.packed.assign(size_t(pairs) * per_pair, 0);
+  for (int64_t pr = 0; pr < pairs; ++pr) {
+    for (int lane = 0; lane < 2; ++lane) {
+      const int64_t xx = pr * 2 + lane;
+      const int32_t* k = &c.weights[size_t(xx) * c.ksize];
+      for (int t = 0; t < c.count[xx]; ++t) {
+        const int g = t / 5, step = (t % 5) / 2, second = (t % 5) % 2;
+        const int32_t hi = k[t] >> 11, lo = k[t] & 2047;  // k == hi * 2048 + lo exactly
+        int16_t* v = &w.packed[size_t(pr) * per_pair + ((size_t(g) * 3 + step) * 2) * 16];
+        for (int ch = 0; ch < 3; ++ch) {
+          v[lane * 8 + ch * 2 + second] = int16_t(hi);
+          v[16 + lane * 8 + ch * 2 + second] = int16_t(lo);
+        }
+      }
+    }
+  }
+  return w;
+}
+
+// Output pixels [0, out_w) of one row; pairs whose 16-byte loads would pass `readable_end`
+// (the end of the source buffer) fall back to the scalar loop. dst must have 1 spare byte.
+__attribute__((target("avx2"))) inline void resample_row_h_avx2(
+    const uint8_t* src, const uint8_t* readable_end, const ResampleCoeffs& hc,
+    const ResampleAvx2Weights& pw, int64_t out_w, uint8_t* dst) {
+  const __m256i m0 = _mm256_setr_epi8(0, -128, 3, -128, 1, -128, 4, -128, 2, -128, 5, -128, -128,
+                                      -128, -128, -128, 0, -128, 3, -128, 1, -128, 4, -128, 2,
+                                      -128, 5, -128, -128, -128, -128, -128);
+  const __m256i m1 = _mm256_setr_epi8(6, -128, 9, -128, 7, -128, 10, -128, 8, -128, 11, -128,
+                                      -128, -128, -128, -128, 6, -128, 9, -128, 7, -128, 10,
+                                      -128, 8, -128, 11, -128, -128, -128, -128, -128);
+  const __m256i m2 = _mm256_setr_epi8(12, -128, -128, -128, 13, -128, -128, -128, 14, -128,
+                                      -128, -128, -128, -128, -128, -128, 12, -128, -128, -128,
+                                      13, -128, -128, -128, 14, -128, -128, -128, -128, -128,
+                                      -128, -128);
+  const __m256i round = _mm256_set1_epi32(1 << (kResamplePrecisionBits - 1));
+  const int groups = pw.groups;
+  const size_t per_pair = size_t(groups) * 3 * 2 * 2 * 8;
+  int64_t xx = 0;
+  for (; xx + 2 <= out_w; xx += 2) {
+    const uint8_t* p0 = src + int64_t(pw.start[xx]) * 3;
+    const uint8_t* p1 = src + int64_t(pw.start[xx + 1]) * 3;
+    const int64_t last = int64_t(groups - 1) * 15 + 16;
+    if (p0 + last > readable_end || p1 + last > readable_end) {
+      resample_row_h_scalar(src, hc, xx, xx + 2, dst);
+      continue;
+    }
+    const __m256i* w = reinterpret_cast<const __m256i*>(&pw.packed[size_t(xx / 2) * per_pair]);
+    __m256i hi = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
+    for (int g = 0; g < groups; ++g, w += 6) {
+      const __m256i px = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + g * 15))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + g * 15)), 1);
+      const __m256i a = _mm256_shuffle_epi8(px, m0), b = _mm256_shuffle_epi8(px, m1),
+                    c = _mm256_shuffle_epi8(px, m2);
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(a, _mm256_loadu_si256(w + 0)));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(a, _mm256_loadu_si256(w + 1)));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(b, _mm256_loadu_si256(w + 2)));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(b, _mm256_loadu_si256(w + 3)));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(c, _mm256_loadu_si256(w + 4)));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(c, _mm256_loadu_si256(w + 5)));
+    }
+    __m256i acc = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi, 11), lo), round);
+    acc = _mm256_srai_epi32(acc, kResamplePrecisionBits);
+    const __m256i b16 = _mm256_packs_epi32(acc, acc);
+    const __m256i b8 = _mm256_packus_epi16(b16, b16);  // lane k: r g b 0 of pixel xx + k
+    const uint32_t v0 = uint32_t(_mm256_extract_epi32(b8, 0)),
+                   v1 = uint32_t(_mm256_extract_epi32(b8, 4));
+    std::memcpy(dst + xx * 3, &v0, 4);  // the 4th byte is overwritten next
+    std::memcpy(dst + xx * 3 + 3, &v1, 4);
+  }
+  resample_row_h_scalar(src, hc, xx, out_w, dst);
+}
+
+__attribute__((target("avx2"))) inline __m256i load8(const uint8_t* q) {  // 8 bytes to int32
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
+}
+
+// Bytes [0, len) of one output row of the vertical pass; returns how many it did (a multiple
+// of 32), the caller finishes the rest.
+__attribute__((target("avx2"))) inline int64_t resample_row_v_avx2(const uint8_t* src,
+                                                                    int64_t stride,
+                                                                    const int32_t* k, int n,
+                                                                    int64_t len, uint8_t* dst) {
+  const __m256i round = _mm256_set1_epi32(1 << (kResamplePrecisionBits - 1));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 32 <= len; i += 32) {
+    __m256i a0 = round, a1 = round, a2 = round, a3 = round;
+    const uint8_t* p = src + i;
+    for (int y = 0; y < n; ++y, p += stride) {
+      const __m256i w = _mm256_set1_epi32(k[y]);
+      a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(load8(p), w));
+      a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(load8(p + 8), w));
+      a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(load8(p + 16), w));
+      a3 = _mm256_add_epi32(a3, _mm256_mullo_epi32(load8(p + 24), w));
+    }
+    a0 = _mm256_srai_epi32(a0, kResamplePrecisionBits);
+    a1 = _mm256_srai_epi32(a1, kResamplePrecisionBits);
+    a2 = _mm256_srai_epi32(a2, kResamplePrecisionBits);
+    a3 = _mm256_srai_epi32(a3, kResamplePrecisionBits);
+    const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(a0, a1), _mm256_packs_epi32(a2, a3));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm256_permutevar8x32_epi32(b, order));
+  }
+  return i;
+}
+#endif  // x86
+
 /// Resamples an image_w x image_h RGB image (of which `in` holds a window that covers
-/// resample_footprint(s, image_w, image_h)) to s.out_h x s.out_w HWC pixels at `out`.
+/// resample_footprint(s, image_w, image_h)) to s.out_h x s.out_w HWC pixels at `out`,
+/// mirrored left-right when `mirror`. Every kernel gives the same bytes.
 inline void resample_rgb(const RgbWindow& in, int64_t image_w, int64_t image_h,
-                         const ResampleSpec& s, uint8_t* out) {
+                         const ResampleSpec& s, uint8_t* out, bool mirror = false,
+                         ResampleKernel kernel = ResampleKernel::kAuto) {
   const PixelRect c = clamp_clip(s.clip, image_w, image_h);
   const int64_t out_w = s.out_w, out_h = s.out_h;
   // Work in the clip rectangle's coordinates, as PIL does on a cropped image.
-  const ResampleCoeffs hc = resample_coeffs(c.x1 - c.x0, s.box.x0 - double(c.x0),
-                                            s.box.x1 - double(c.x0), out_w);
+  ResampleCoeffs hc = resample_coeffs(c.x1 - c.x0, s.box.x0 - double(c.x0),
+                                      s.box.x1 - double(c.x0), out_w);
   const ResampleCoeffs vc = resample_coeffs(c.y1 - c.y0, s.box.y0 - double(c.y0),
                                             s.box.y1 - double(c.y0), out_h);
   // Rows the vertical pass reads.
@@ -176,41 +356,51 @@ inline void resample_rgb(const RgbWindow& in, int64_t image_w, int64_t image_h,
   if (c.x0 + col_first < in.left || c.x0 + col_last > in.left + in.width ||
       c.y0 + row_first < in.top || c.y0 + row_last > in.top + in.height)
     throw std::logic_error("resample_rgb: the window does not cover the filter's taps");
+  if (mirror) {  // output pixel xx takes what pixel out_w - 1 - xx would have
+    std::reverse(hc.first.begin(), hc.first.end());
+    std::reverse(hc.count.begin(), hc.count.end());
+    for (int64_t a = 0, b = out_w - 1; a < b; ++a, --b)
+      std::swap_ranges(&hc.weights[size_t(a) * hc.ksize], &hc.weights[size_t(a + 1) * hc.ksize],
+                       &hc.weights[size_t(b) * hc.ksize]);
+  }
+#ifdef MOBILENET_RESAMPLE_AVX2
+  const bool avx2 = kernel == ResampleKernel::kAuto && cpu_has_avx2();
+#else
+  const bool avx2 = false;
+  (void)kernel;
+#endif
   thread_local std::vector<uint8_t> tmp;
-  tmp.resize(size_t(rows) * out_w * 3);
+  tmp.resize(size_t(rows) * out_w * 3 + 1);  // + 1: the AVX2 pass stores 4 bytes per pixel
   const int64_t in_stride = in.width * 3;
   // The pixel at clip coordinates (0, row_first).
   const uint8_t* base =
       in.data + (c.y0 + row_first - in.top) * in_stride + (c.x0 - in.left) * 3;
+  const uint8_t* in_end = in.data + in.height * in_stride;
+#ifdef MOBILENET_RESAMPLE_AVX2
+  ResampleAvx2Weights pw;
+  if (avx2) pw = pack_avx2_weights(hc, out_w);
+#endif
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* src = base + r * in_stride;
     uint8_t* dst = tmp.data() + r * out_w * 3;
-    for (int64_t xx = 0; xx < out_w; ++xx) {
-      const int32_t* k = &hc.weights[size_t(xx) * hc.ksize];
-      const uint8_t* p = src + int64_t(hc.first[xx]) * 3;
-      int32_t a0 = 1 << (kResamplePrecisionBits - 1), a1 = a0, a2 = a0;
-      for (int x = 0, n = hc.count[xx]; x < n; ++x, p += 3) {
-        a0 += p[0] * k[x];
-        a1 += p[1] * k[x];
-        a2 += p[2] * k[x];
-      }
-      dst[xx * 3 + 0] = resample_clip8(a0);
-      dst[xx * 3 + 1] = resample_clip8(a1);
-      dst[xx * 3 + 2] = resample_clip8(a2);
+#ifdef MOBILENET_RESAMPLE_AVX2
+    if (avx2) {
+      resample_row_h_avx2(src, in_end, hc, pw, out_w, dst);
+      continue;
     }
+#endif
+    (void)in_end;
+    resample_row_h_scalar(src, hc, 0, out_w, dst);
   }
   const int64_t row = out_w * 3;
-  std::vector<int32_t> acc(static_cast<size_t>(row));
   for (int64_t yy = 0; yy < out_h; ++yy) {
     const int32_t* k = &vc.weights[size_t(yy) * vc.ksize];
-    std::fill(acc.begin(), acc.end(), 1 << (kResamplePrecisionBits - 1));
     const uint8_t* src = tmp.data() + (vc.first[yy] - row_first) * row;
-    for (int y = 0, n = vc.count[yy]; y < n; ++y, src += row) {
-      const int32_t w = k[y];
-      for (int64_t i = 0; i < row; ++i) acc[i] += src[i] * w;
-    }
-    uint8_t* dst = out + yy * row;
-    for (int64_t i = 0; i < row; ++i) dst[i] = resample_clip8(acc[i]);
+    int64_t done = 0;
+#ifdef MOBILENET_RESAMPLE_AVX2
+    if (avx2) done = resample_row_v_avx2(src, row, k, vc.count[yy], row, out + yy * row);
+#endif
+    resample_row_v_scalar(src, row, k, vc.count[yy], done, row, out + yy * row);
   }
 }
 

@@ -161,7 +161,10 @@ class JpegDecoder {
     h_.cinfo.out_color_space = cmyk() ? JCS_CMYK : JCS_EXT_RGB;
     h_.cinfo.dct_method = JDCT_ISLOW;
     h_.cinfo.do_fancy_upsampling = TRUE;
-    guard([&] { jpeg_start_decompress(&h_.cinfo); });
+    guard([&] {
+      jpeg_start_decompress(&h_.cinfo);
+      multi_scan_ = jpeg_has_multiple_scans(&h_.cinfo) != 0;
+    });
     inverted_ = cmyk() && has_adobe_marker(data_, size_);
   }
   int64_t output_width() const { return h_.cinfo.output_width; }
@@ -186,37 +189,28 @@ class JpegDecoder {
     return int64_t(xoffset);
   }
 
-  /// Rows of the iMCU (block row) the scaled output is decoded in.
-  int64_t rows_per_block_row() const {
-    return int64_t(h_.cinfo.max_v_samp_factor) * h_.cinfo.min_DCT_scaled_size;
-  }
-
-  /// Decodes rows [y0, y1) of the scaled image into `out` (RGB, `stride` bytes per row),
-  /// then checks the rest of the entropy-coded data, whose rows are skipped: so a truncated
-  /// or corrupt file fails the same way whichever rows a caller needs.
+  /// Decodes rows [y0, y1) of the scaled image into `out` (RGB, `stride` bytes per row).
+  ///
+  /// Rows below y1 are not decoded. A file cut short is still refused: its scan must end
+  /// in a marker (a truncated file has none), checked on the remaining bytes. Damage that
+  /// a marker closes off below the rows read (a scan cut short and followed by an end
+  /// marker, corrupt codes) goes unnoticed; the rows returned are then exactly right, and
+  /// a decode that reaches the damage fails.
   void read_rows(int64_t y0, int64_t y1, uint8_t* out, int64_t stride) {
     const int64_t w = output_width(), h = output_height();
-    row_.resize(size_t(w) * (cmyk() ? 4 : 3));
-    // Skips start on a block-row boundary: libjpeg-turbo 2.1's skip mishandles rows owed
-    // by a partly read row group.
-    const int64_t block = rows_per_block_row();
-    const int64_t y_end = std::min<int64_t>(h, (y1 + block - 1) / block * block);
+    if (cmyk()) row_.resize(size_t(w) * 4);
+    // Skipping from row 0 starts on a row-group boundary, the case libjpeg-turbo 2.1's
+    // jpeg_skip_scanlines handles exactly.
     guard([&] {
       if (y0 > 0) jpeg_skip_scanlines(&h_.cinfo, static_cast<JDIMENSION>(y0));
-      for (int64_t y = y0; y < y_end; ++y) {
-        JSAMPROW row = y < y1 && !cmyk() ? out + (y - y0) * stride : row_.data();
+      for (int64_t y = y0; y < y1; ++y) {
+        JSAMPROW row = cmyk() ? row_.data() : out + (y - y0) * stride;
         jpeg_read_scanlines(&h_.cinfo, &row, 1);
-        if (y < y1 && cmyk()) cmyk_to_rgb(row_.data(), out + (y - y0) * stride, w);
+        if (cmyk()) cmyk_to_rgb(row_.data(), out + (y - y0) * stride, w);
       }
-      // Skipping to the very end would not decode anything; skip all but the last row and
-      // read that, so every row's entropy-coded data is decoded (and checked).
-      if (y_end < h) {
-        if (h - y_end > 1) jpeg_skip_scanlines(&h_.cinfo, static_cast<JDIMENSION>(h - y_end - 1));
-        JSAMPROW row = row_.data();
-        jpeg_read_scanlines(&h_.cinfo, &row, 1);
-      }
-      jpeg_finish_decompress(&h_.cinfo);
+      if (y1 == h) jpeg_finish_decompress(&h_.cinfo);  // reads up to the end marker
     });
+    if (y1 < h && !rest_has_marker()) throw JpegError("Premature end of JPEG file");
   }
 
  private:
@@ -229,6 +223,25 @@ class JpegDecoder {
       return;
     }
     throw JpegError(h_.err.message);
+  }
+
+  // Whether the data after libjpeg's read position holds a marker, so that the scan being
+  // decoded ends instead of being cut off. In entropy-coded data 0xFF is followed by a
+  // stuffed 0x00 or a restart marker (0xD0-0xD7); anything else is a marker. Multi-scan
+  // (progressive) files were read to their end by jpeg_start_decompress already.
+  bool rest_has_marker() const {
+    if (h_.cinfo.unread_marker != 0 || multi_scan_) return true;
+    const uint8_t* p = h_.cinfo.src->next_input_byte;
+    const uint8_t* end = p + h_.cinfo.src->bytes_in_buffer;
+    while (p < end) {
+      p = static_cast<const uint8_t*>(std::memchr(p, 0xFF, size_t(end - p)));
+      if (!p) return false;
+      while (p < end && *p == 0xFF) ++p;  // fill bytes
+      if (p == end) return false;
+      if (*p != 0x00 && (*p < 0xD0 || *p > 0xD7)) return true;
+      ++p;
+    }
+    return false;
   }
 
   // CMYK -> RGB as PIL converts it: R = (255 - C) * (255 - K) / 255 with PIL's rounding;
@@ -267,6 +280,7 @@ class JpegDecoder {
   size_t size_;
   Handle h_;
   bool inverted_ = false;
+  bool multi_scan_ = false;
   std::vector<uint8_t> row_;
 };
 
