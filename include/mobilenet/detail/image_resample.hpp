@@ -206,36 +206,35 @@ inline bool cpu_has_avx2() {
   return has;
 }
 
-// Horizontal weights for pairs of output pixels (one per 128-bit lane): source pixels are
-// read in groups of 5 from `start` (one 16-byte load per group and pixel), and each group
-// has 3 madd steps (pixels 0-1, 2-3, 4) with hi and lo weight vectors of 8 int16:
-// [wa, wb, wa, wb, wa, wb, 0, 0] against [r_a, r_b, g_a, g_b, b_a, b_b, 0, 0].
+// Horizontal weights for pairs of output pixels (one per 128-bit lane). Each step covers
+// two source pixels: a shuffle spreads them to [r_a, r_b, g_a, g_b, b_a, b_b, 0, 0] (int16)
+// for a madd with [wa, wb, wa, wb, wa, wb, 0, 0], once with the high and once with the low
+// weight halves. One 16-byte load from `start` + 4j pixels serves steps 2j and 2j + 1.
 struct ResampleAvx2Weights {
-  int groups = 1;
+  int steps = 1;
   std::vector<int> start;       // per output pixel, in source pixels (clip coordinates)
-  std::vector<int16_t> packed;  // [pair][group][step 0..2][hi, lo][lane 0, 1][8]
+  std::vector<int16_t> packed;  // [pair of outputs][step][hi, lo][lane 0, 1][8]
 };
 
 inline ResampleAvx2Weights pack_avx2_weights(const ResampleCoeffs& c, int64_t out_size) {
   ResampleAvx2Weights w;
   int max_count = 1;
   for (int64_t i = 0; i < out_size; ++i) max_count = std::max(max_count, c.count[i]);
-  w.groups = (max_count + 4) / 5;
+  w.steps = (max_count + 1) / 2;
   w.start.assign(c.first.begin(), c.first.end());
   const int64_t pairs = out_size / 2;
-  const size_t per_pair = size_t(w.groups) * 3 * 2 * 2 * 8;
+  const size_t per_pair = size_t(w.steps) * 2 * 2 * 8;
   w.packed.assign(size_t(pairs) * per_pair, 0);
   for (int64_t pr = 0; pr < pairs; ++pr) {
     for (int lane = 0; lane < 2; ++lane) {
       const int64_t xx = pr * 2 + lane;
       const int32_t* k = &c.weights[size_t(xx) * c.ksize];
       for (int t = 0; t < c.count[xx]; ++t) {
-        const int g = t / 5, step = (t % 5) / 2, second = (t % 5) % 2;
         const int32_t hi = k[t] >> 11, lo = k[t] & 2047;  // k == hi * 2048 + lo exactly
-        int16_t* v = &w.packed[size_t(pr) * per_pair + ((size_t(g) * 3 + step) * 2) * 16];
+        int16_t* v = &w.packed[size_t(pr) * per_pair + size_t(t / 2) * 32];
         for (int ch = 0; ch < 3; ++ch) {
-          v[lane * 8 + ch * 2 + second] = int16_t(hi);
-          v[16 + lane * 8 + ch * 2 + second] = int16_t(lo);
+          v[lane * 8 + ch * 2 + t % 2] = int16_t(hi);
+          v[16 + lane * 8 + ch * 2 + t % 2] = int16_t(lo);
         }
       }
     }
@@ -243,58 +242,85 @@ inline ResampleAvx2Weights pack_avx2_weights(const ResampleCoeffs& c, int64_t ou
   return w;
 }
 
-// Output pixels [0, out_w) of one row; pairs whose 16-byte loads would pass `readable_end`
-// (the end of the source buffer) fall back to the scalar loop. dst must have 1 spare byte.
-__attribute__((target("avx2"))) inline void resample_row_h_avx2(
-    const uint8_t* src, const uint8_t* readable_end, const ResampleCoeffs& hc,
-    const ResampleAvx2Weights& pw, int64_t out_w, uint8_t* dst) {
+// Two output pixels (one per lane) from source pixels at p0 and p1: int32 [r, g, b, 0]
+// per lane, rounded and shifted, not yet clipped. kSteps > 0 unrolls; 0 reads pw.steps.
+template <int kSteps>
+__attribute__((target("avx2"), always_inline)) inline __m256i resample_pair_avx2(
+    const uint8_t* p0, const uint8_t* p1, const __m256i* w, int steps) {
   const __m256i m0 = _mm256_setr_epi8(0, -128, 3, -128, 1, -128, 4, -128, 2, -128, 5, -128, -128,
                                       -128, -128, -128, 0, -128, 3, -128, 1, -128, 4, -128, 2,
                                       -128, 5, -128, -128, -128, -128, -128);
   const __m256i m1 = _mm256_setr_epi8(6, -128, 9, -128, 7, -128, 10, -128, 8, -128, 11, -128,
                                       -128, -128, -128, -128, 6, -128, 9, -128, 7, -128, 10,
                                       -128, 8, -128, 11, -128, -128, -128, -128, -128);
-  const __m256i m2 = _mm256_setr_epi8(12, -128, -128, -128, 13, -128, -128, -128, 14, -128,
-                                      -128, -128, -128, -128, -128, -128, 12, -128, -128, -128,
-                                      13, -128, -128, -128, 14, -128, -128, -128, -128, -128,
-                                      -128, -128);
+  if (kSteps > 0) steps = kSteps;
+  __m256i hi = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
+  for (int j = 0; j < steps; j += 2, w += 4) {
+    const __m256i px = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + j * 6))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + j * 6)), 1);
+    const __m256i a = _mm256_shuffle_epi8(px, m0);
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(a, _mm256_loadu_si256(w + 0)));
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(a, _mm256_loadu_si256(w + 1)));
+    if (j + 1 < steps) {
+      const __m256i b = _mm256_shuffle_epi8(px, m1);
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(b, _mm256_loadu_si256(w + 2)));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(b, _mm256_loadu_si256(w + 3)));
+    }
+  }
   const __m256i round = _mm256_set1_epi32(1 << (kResamplePrecisionBits - 1));
-  const int groups = pw.groups;
-  const size_t per_pair = size_t(groups) * 3 * 2 * 2 * 8;
+  const __m256i acc = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi, 11), lo), round);
+  return _mm256_srai_epi32(acc, kResamplePrecisionBits);
+}
+
+// Output pixels [0, out_w) of one row, four at a time; groups whose 16-byte loads would pass
+// `readable_end` (the end of the source buffer) fall back to the scalar loop. Each group
+// stores 16 bytes for its 12: dst needs 4 spare bytes.
+template <int kSteps>
+__attribute__((target("avx2"))) inline void resample_row_h_avx2_steps(
+    const uint8_t* src, const uint8_t* readable_end, const ResampleCoeffs& hc,
+    const ResampleAvx2Weights& pw, int64_t out_w, uint8_t* dst) {
+  const int steps = kSteps > 0 ? kSteps : pw.steps;
+  const size_t per_pair = size_t(steps) * 2 * 2 * 8;
+  const int64_t last_load = int64_t((steps - 1) / 2) * 12 + 16;  // bytes read from start
+  // Dwords [p0, p2 | p1, p3] -> [p0, p1, p2, p3], then 4 x rgb0 -> 12 bytes of rgb.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m128i compact = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -128, -128, -128,
+                                        -128);
   int64_t xx = 0;
-  for (; xx + 2 <= out_w; xx += 2) {
-    const uint8_t* p0 = src + int64_t(pw.start[xx]) * 3;
-    const uint8_t* p1 = src + int64_t(pw.start[xx + 1]) * 3;
-    const int64_t last = int64_t(groups - 1) * 15 + 16;
-    if (p0 + last > readable_end || p1 + last > readable_end) {
-      resample_row_h_scalar(src, hc, xx, xx + 2, dst);
+  for (; xx + 4 <= out_w; xx += 4) {
+    const uint8_t* p[4];
+    bool safe = true;
+    for (int i = 0; i < 4; ++i) {
+      p[i] = src + int64_t(pw.start[xx + i]) * 3;
+      safe = safe && p[i] + last_load <= readable_end;
+    }
+    if (!safe) {
+      resample_row_h_scalar(src, hc, xx, xx + 4, dst);
       continue;
     }
     const __m256i* w = reinterpret_cast<const __m256i*>(&pw.packed[size_t(xx / 2) * per_pair]);
-    __m256i hi = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
-    for (int g = 0; g < groups; ++g, w += 6) {
-      const __m256i px = _mm256_inserti128_si256(
-          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + g * 15))),
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + g * 15)), 1);
-      const __m256i a = _mm256_shuffle_epi8(px, m0), b = _mm256_shuffle_epi8(px, m1),
-                    c = _mm256_shuffle_epi8(px, m2);
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(a, _mm256_loadu_si256(w + 0)));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(a, _mm256_loadu_si256(w + 1)));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(b, _mm256_loadu_si256(w + 2)));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(b, _mm256_loadu_si256(w + 3)));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(c, _mm256_loadu_si256(w + 4)));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(c, _mm256_loadu_si256(w + 5)));
-    }
-    __m256i acc = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi, 11), lo), round);
-    acc = _mm256_srai_epi32(acc, kResamplePrecisionBits);
-    const __m256i b16 = _mm256_packs_epi32(acc, acc);
-    const __m256i b8 = _mm256_packus_epi16(b16, b16);  // lane k: r g b 0 of pixel xx + k
-    const uint32_t v0 = uint32_t(_mm256_extract_epi32(b8, 0)),
-                   v1 = uint32_t(_mm256_extract_epi32(b8, 4));
-    std::memcpy(dst + xx * 3, &v0, 4);  // the 4th byte is overwritten next
-    std::memcpy(dst + xx * 3 + 3, &v1, 4);
+    const __m256i a = resample_pair_avx2<kSteps>(p[0], p[1], w, steps);
+    const __m256i b = resample_pair_avx2<kSteps>(p[2], p[3], w + steps * 2, steps);
+    const __m256i b16 = _mm256_packs_epi32(a, b);       // [p0, p2 | p1, p3] as int16
+    const __m256i b8 = _mm256_packus_epi16(b16, b16);  // clipped to bytes
+    const __m128i rgb = _mm_shuffle_epi8(
+        _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b8, order)), compact);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + xx * 3), rgb);
   }
   resample_row_h_scalar(src, hc, xx, out_w, dst);
+}
+
+inline void resample_row_h_avx2(const uint8_t* src, const uint8_t* readable_end,
+                                const ResampleCoeffs& hc, const ResampleAvx2Weights& pw,
+                                int64_t out_w, uint8_t* dst) {
+  switch (pw.steps) {
+    case 1: return resample_row_h_avx2_steps<1>(src, readable_end, hc, pw, out_w, dst);
+    case 2: return resample_row_h_avx2_steps<2>(src, readable_end, hc, pw, out_w, dst);
+    case 3: return resample_row_h_avx2_steps<3>(src, readable_end, hc, pw, out_w, dst);
+    case 4: return resample_row_h_avx2_steps<4>(src, readable_end, hc, pw, out_w, dst);
+    default: return resample_row_h_avx2_steps<0>(src, readable_end, hc, pw, out_w, dst);
+  }
 }
 
 __attribute__((target("avx2"))) inline __m256i load8(const uint8_t* q) {  // 8 bytes to int32
@@ -370,7 +396,7 @@ inline void resample_rgb(const RgbWindow& in, int64_t image_w, int64_t image_h,
   (void)kernel;
 #endif
   thread_local std::vector<uint8_t> tmp;
-  tmp.resize(size_t(rows) * out_w * 3 + 1);  // + 1: the AVX2 pass stores 4 bytes per pixel
+  tmp.resize(size_t(rows) * out_w * 3 + 4);  // + 4: the AVX2 pass stores 16 bytes per 12
   const int64_t in_stride = in.width * 3;
   // The pixel at clip coordinates (0, row_first).
   const uint8_t* base =
