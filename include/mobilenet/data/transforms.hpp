@@ -434,24 +434,24 @@ class Transform {
 
   // The plan is in full-resolution pixels; the image may be DCT-scaled and a window.
   static void resample_into(const DecodedImage& img, const detail::GeometryPlan& p,
-                            uint8_t* out) {
+                            uint8_t* out, bool mirror = false) {
     torch::Tensor px = img.pixels.contiguous();
     const ImageSize scaled = img.scaled_size();
     const detail::ResampleSpec s =
         detail::rescale(spec(p), double(scaled.width) / double(img.original.width),
                         double(scaled.height) / double(img.original.height));
     detail::resample_rgb({px.data_ptr<uint8_t>(), img.left, img.top, px.size(1), px.size(0)},
-                         scaled.width, scaled.height, s, out);
+                         scaled.width, scaled.height, s, out, mirror);
   }
 
   void add_geometry(detail::GeometryStep step) { steps_.push_back(step); }
 
-  // Resample, then flip + jitter + normalise into float HWC.
+  // Resample (and flip), then jitter + normalise into float HWC.
   void finish(const DecodedImage& img, const detail::GeometryPlan& p, SampleRng& rng,
               float* out) const {
     thread_local std::vector<uint8_t> resampled;
     resampled.resize(size_t(p.out_h * p.out_w * 3));
-    resample_into(img, p, resampled.data());
+    resample_into(img, p, resampled.data(), p.flip);  // the flip costs nothing there
     const uint8_t* src = resampled.data();
     const int64_t h = p.out_h, w = p.out_w;
     const bool jitter = jitter_.brightness() > 0 || jitter_.contrast() > 0 ||
@@ -465,10 +465,9 @@ class Transform {
         const uint8_t* s = src + y * w * 3;
         float* d = out + y * w * 3;
         for (int64_t x = 0; x < w; ++x) {
-          const int64_t sx = p.flip ? w - 1 - x : x;
-          d[x * 3 + 0] = lut[0][s[sx * 3 + 0]];
-          d[x * 3 + 1] = lut[1][s[sx * 3 + 1]];
-          d[x * 3 + 2] = lut[2][s[sx * 3 + 2]];
+          d[x * 3 + 0] = lut[0][s[x * 3 + 0]];
+          d[x * 3 + 1] = lut[1][s[x * 3 + 1]];
+          d[x * 3 + 2] = lut[2][s[x * 3 + 2]];
         }
       }
       return;
@@ -476,10 +475,7 @@ class Transform {
     for (int64_t y = 0; y < h; ++y) {
       const uint8_t* s = src + y * w * 3;
       float* d = out + y * w * 3;
-      for (int64_t x = 0; x < w; ++x) {
-        const int64_t sx = p.flip ? w - 1 - x : x;
-        for (int c = 0; c < 3; ++c) d[x * 3 + c] = float(s[sx * 3 + c]) / 255.f;
-      }
+      for (int64_t x = 0; x < w * 3; ++x) d[x] = float(s[x]) / 255.f;
     }
     apply_jitter(out, h * w, rng);
     for (int64_t i = 0; i < h * w; ++i)
