@@ -430,7 +430,7 @@ TEST_CASE("a corrupt JPEG never breaks the next decode on the same thread") {
   // later valid file then read as 0x0 or "Bogus marker length".
   const torch::Tensor expected = fixtures().load("decode_base_jpg");
   for (const char* bad : {"header_only.jpg", "truncated.jpg", "truncated_scan.jpg",
-                          "garbage.jpg", "corrupt.jpg", "huge_header.jpg"}) {
+                          "garbage.jpg", "corrupt.jpg", "huge_header.jpg", "many_scans.jpg"}) {
     CAPTURE(bad);
     try {
       mobilenet::decode_image(fixtures().path(bad));
@@ -531,6 +531,13 @@ TEST_CASE("the pixel budget refuses huge images from the header, names file, siz
   CHECK(mobilenet::Transform().resize(32, 32).max_image_pixels(640 * 480)(base, 0).size(1) ==
         32);
   CHECK_THROWS(mobilenet::Transform().max_image_pixels(0));
+}
+
+TEST_CASE("a progressive JPEG with more than 500 scans (a scan bomb) is refused") {
+  // The first scan of a small progressive file, repeated 600 times: libjpeg only warns.
+  CHECK_THROWS_WITH_AS(mobilenet::decode_image(fixtures().path("many_scans.jpg")),
+                       doctest::Contains("more than 500 scans"), mobilenet::ImageError);
+  CHECK(mobilenet::decode_image(fixtures().path("progressive_small.jpg")).size(1) == 333);
 }
 
 TEST_CASE("a FIFO, a directory or a device named as an image is refused without opening it") {

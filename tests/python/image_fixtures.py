@@ -90,6 +90,17 @@ open(os.path.join(out, "truncated_scan.jpg"), "wb").write(data[:cut] + b"\xff\xd
 open(os.path.join(out, "extraneous.jpg"), "wb").write(data[:-2] + b"\x12\x34\x56\xff\xd9")
 # 4:2:2 chroma (PIL's subsampling=1) for the region-decoding tests.
 base.save(os.path.join(out, "sub422.jpg"), quality=90, subsampling=1)
+# A progressive JPEG whose first scan repeats 600 times (a "scan bomb": every scan is another
+# pass over the whole image; libjpeg only warns about the odd progression).
+odd.save(os.path.join(out, "progressive_small.jpg"), quality=90, progressive=True)
+small = open(os.path.join(out, "progressive_small.jpg"), "rb").read()
+sos = small.index(b"\xff\xda")
+end = sos + 2 + int.from_bytes(small[sos + 2:sos + 4], "big")
+while not (small[end] == 0xFF and small[end + 1] not in (0x00, 0xFF) and
+           not 0xD0 <= small[end + 1] <= 0xD7):
+    end += 1
+open(os.path.join(out, "many_scans.jpg"), "wb").write(small[:end] + small[sos:end] * 600 +
+                                                      small[end:])
 # A JPEG whose frame header claims 9000x9000 (81 MP): only the header is read.
 sof = data.index(b"\xff\xc0")
 big = bytearray(data)

@@ -6,9 +6,10 @@
 /// The format is sniffed from the file's magic bytes, never from its extension, so a PNG
 /// named `.jpg` decodes as PNG (PIL does the same). Anything that is not JPEG or PNG, every
 /// empty, truncated or corrupt file (a JPEG whose entropy-coded data is cut short or
-/// corrupt included), every file that is not a regular file, and every image with more
-/// pixels than `DecodeOptions::max_pixels` raises `mobilenet::ImageError` naming the path.
-/// One file's failure never affects the next decode.
+/// corrupt included), every progressive JPEG with more than 500 scans, every file that is
+/// not a regular file, and every image with more pixels than `DecodeOptions::max_pixels`
+/// raises `mobilenet::ImageError` naming the path. One file's failure never affects the
+/// next decode.
 
 #include <mobilenet/detail/escape_path.hpp>
 #include <mobilenet/detail/image_resample.hpp>

@@ -95,6 +95,12 @@ inline bool jpeg_warning_loses_data(int code) {
   }
 }
 
+// Progressive files with more scans than this are refused: each scan makes another pass over
+// the whole coefficient buffer, so a small file of repeated scans can take minutes to decode.
+// Real encoders write about 10 (libjpeg's default script) and rarely more than a few dozen;
+// libjpeg-turbo's own tools suggest 500 as a limit.
+constexpr int kMaxJpegScans = 500;
+
 extern "C" {
 inline void mobilenet_jpeg_error_exit(j_common_ptr cinfo) {
   auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
@@ -110,6 +116,16 @@ inline void mobilenet_jpeg_emit_message(j_common_ptr cinfo, int level) {
     std::longjmp(err->jump, 1);
   }
 }
+
+inline void mobilenet_jpeg_progress(j_common_ptr cinfo) {
+  if (!cinfo->is_decompressor) return;
+  const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (d->input_scan_number > kMaxJpegScans) {
+    auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+    std::snprintf(err->message, sizeof(err->message), "more than %d scans", kMaxJpegScans);
+    std::longjmp(err->jump, 1);
+  }
+}
 }
 
 /// One JPEG decode: header, then (optionally) a DCT scale and a window, then rows.
@@ -121,6 +137,7 @@ class JpegDecoder {
     int rc = JPEG_HEADER_OK;
     guard([&] {
       jpeg_create_decompress(&h_.cinfo);
+      h_.cinfo.progress = &h_.progress;
       jpeg_mem_src(&h_.cinfo, data, static_cast<unsigned long>(size));
       rc = jpeg_read_header(&h_.cinfo, TRUE);
     });
@@ -134,24 +151,6 @@ class JpegDecoder {
   bool cmyk() const {
     return h_.cinfo.jpeg_color_space == JCS_CMYK || h_.cinfo.jpeg_color_space == JCS_YCCK;
   }
-  bool progressive() const { return h_.cinfo.progressive_mode != 0; }
-  int components() const { return h_.cinfo.num_components; }
-  /// Bytes of coefficient memory a progressive decode holds for the whole image (0 for
-  /// baseline files, which decode one block row at a time).
-  int64_t coefficient_bytes() const {
-    if (!progressive()) return 0;
-    int64_t total = 0;
-    for (int c = 0; c < h_.cinfo.num_components; ++c) {
-      const jpeg_component_info& comp = h_.cinfo.comp_info[c];
-      const int64_t bw = (width() * comp.h_samp_factor + 8 * h_.cinfo.max_h_samp_factor - 1) /
-                         (8 * h_.cinfo.max_h_samp_factor);
-      const int64_t bh = (height() * comp.v_samp_factor + 8 * h_.cinfo.max_v_samp_factor - 1) /
-                         (8 * h_.cinfo.max_v_samp_factor);
-      total += bw * bh * 64 * int64_t(sizeof(JCOEF));
-    }
-    return total;
-  }
-
   /// Starts decompression at scale f; output_width/height are then the scaled size.
   /// Accurate (islow) DCT and fancy upsampling are libjpeg's defaults and PIL's, so a
   /// full-scale decode is bit-identical to PIL's.
@@ -266,10 +265,12 @@ class JpegDecoder {
   struct Handle {
     jpeg_decompress_struct cinfo{};
     JpegErrorManager err{};
+    jpeg_progress_mgr progress{};
     Handle() {
       cinfo.err = jpeg_std_error(&err.pub);
       err.pub.error_exit = &mobilenet_jpeg_error_exit;
       err.pub.emit_message = &mobilenet_jpeg_emit_message;
+      progress.progress_monitor = &mobilenet_jpeg_progress;
     }
     ~Handle() { jpeg_destroy_decompress(&cinfo); }
     Handle(const Handle&) = delete;
