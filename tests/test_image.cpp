@@ -1,10 +1,13 @@
 // Image decoding and transforms against PIL and torchvision.
 //
 // tests/python/image_fixtures.py (run here with /usr/bin/python3) writes the test images —
-// grayscale, CMYK, progressive, PNG named .jpg, truncated, empty, garbage — and PIL's /
-// torchvision's outputs for them. Tolerances: decodes (full and DCT-scaled) and resizes are
-// bit-exact against PIL 9.4 (same libjpeg-turbo, same fixed-point resampling recipe);
-// torchvision float pipelines within 1/255 before normalisation.
+// grayscale, CMYK, progressive, PNG named .jpg, truncated, empty, garbage, a scan cut short,
+// a scan bomb, huge headers — and PIL's / torchvision's outputs for them. Tolerances: decodes
+// (full and DCT-scaled) and resizes are bit-exact against PIL 9.4 (same libjpeg-turbo, same
+// fixed-point resampling recipe), with the AVX2 resampler when the CPU has it (and that
+// equals the scalar one byte for byte); region decoding gives exactly the whole decode's
+// transform output; torchvision float pipelines match to float rounding (1e-5 after
+// normalisation, 1e-6 before).
 #include <doctest/doctest.h>
 
 #include <mobilenet/data/image.hpp>

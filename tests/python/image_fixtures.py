@@ -120,9 +120,9 @@ z = zlib.compressobj(9)
 row = bytes(16384 + 1)  # filter byte + one row of zeros
 idat = b"".join(z.compress(row) for _ in range(16384)) + z.flush()
 with open(os.path.join(out, "huge.png"), "wb") as fh:
-    fh.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 16384, 16384,
-                                                                      8, 0, 0, 0, 0)) +
-             png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
+    ihdr = struct.pack(">IIBBBBB", 16384, 16384, 8, 0, 0, 0, 0)  # 8-bit grey
+    fh.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) +
+             png_chunk(b"IEND", b""))
 
 # Full decodes, as PIL's convert("RGB") gives them.
 for f in ["base.jpg", "odd.jpg", "gray.jpg", "cmyk.jpg", "progressive.jpg", "png_named.jpg",

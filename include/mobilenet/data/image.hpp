@@ -120,8 +120,11 @@ inline void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
-  if (!S_ISREG(st.st_mode))
-    throw ImageError(path, std::string("not a regular file (") + detail::file_kind(st.st_mode) + ")");
+  auto not_regular = [&] {
+    return ImageError(path, std::string("not a regular file (") + detail::file_kind(st.st_mode) +
+                                ")");
+  };
+  if (!S_ISREG(st.st_mode)) throw not_regular();
   // O_NONBLOCK: should the name have been swapped for a FIFO since stat, open returns at
   // once and fstat below refuses it. It does not affect reads from a regular file.
   struct Fd {
@@ -132,8 +135,7 @@ inline void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
   } file{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
   const int fd = file.fd;
   if (fd < 0) throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-    throw ImageError(path, std::string("not a regular file (") + detail::file_kind(st.st_mode) + ")");
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) throw not_regular();
   // The size is a hint: the file may grow or shrink while we read.
   bytes.resize(static_cast<size_t>(st.st_size) + 1);
   size_t got = 0;
@@ -211,10 +213,10 @@ inline const std::vector<JpegScale>& jpeg_downscales() {
 }
 
 // Decodes a JPEG at scale f: the whole image, or with `window` (in scaled pixels) only the
-// rows and (when libjpeg can crop this file exactly) the columns of that window, plus what
-// block alignment adds. With `scratch`, pixels live in that (reused) buffer instead of a
-// fresh allocation: the transform decodes into per-thread scratch memory, which avoids
-// page faults per image.
+// rows and columns of that window, plus what block alignment adds (files whose sampling
+// factors libjpeg-turbo 2.1 cannot crop exactly decode whole). With `scratch`, pixels live
+// in that (reused) buffer instead of a fresh allocation: the transform decodes into
+// per-thread scratch memory, which avoids page faults per image.
 inline DecodedImage decode_jpeg(const uint8_t* data, size_t size, const std::string& path,
                                 JpegScale f, const PixelRect* window, const DecodeOptions& o,
                                 std::vector<uint8_t>* scratch = nullptr) {
@@ -324,7 +326,7 @@ inline ImageInfo probe_image(const uint8_t* data, size_t size, const std::string
 
 /// Decodes encoded bytes (`path` only names them in errors) to uint8 HWC RGB.
 ///
-/// For JPEG, decodes at the smallest DCT scale (1/8, 2/8, ... 1) at which the source
+/// For JPEG, decodes at the smallest DCT scale (1/8, 1/4, 1/2 or 1) at which the source
 /// rectangle `region_height` x `region_width` (full-resolution pixels) still covers at
 /// least `target` pixels. A target of {0, 0} asks for full resolution. PNG is always
 /// decoded at full size.

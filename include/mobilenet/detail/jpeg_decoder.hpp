@@ -20,18 +20,17 @@
 #include <jerror.h>  // after jpeglib.h: its message list depends on jconfig.h
 // clang-format on
 
-#include <algorithm>
 #include <csetjmp>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
-#include <string>
 #include <vector>
 
 namespace mobilenet {
 namespace detail {
 
-/// A DCT scale num / denom (libjpeg decodes at k/8 for k = 1..8 without extra cost).
+/// A DCT scale num / denom (libjpeg-turbo offers k/8 for k = 1..8; image.hpp uses 1/8,
+/// 1/4, 1/2 and 1, see jpeg_downscales).
 struct JpegScale {
   int num = 1;
   int denom = 1;
