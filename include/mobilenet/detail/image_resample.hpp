@@ -362,16 +362,16 @@ __attribute__((target("avx2"))) inline int64_t resample_row_v_avx2(const uint8_t
 #endif  // x86
 
 /// Resamples an image_w x image_h RGB image (of which `in` holds a window that covers
-/// resample_footprint(s, image_w, image_h)) to s.out_h x s.out_w HWC pixels at `out`,
-/// mirrored left-right when `mirror`. Every kernel gives the same bytes.
+/// resample_footprint(s, image_w, image_h)) to s.out_h x s.out_w HWC pixels at `out`.
+/// Every kernel gives the same bytes.
 inline void resample_rgb(const RgbWindow& in, int64_t image_w, int64_t image_h,
-                         const ResampleSpec& s, uint8_t* out, bool mirror = false,
+                         const ResampleSpec& s, uint8_t* out,
                          ResampleKernel kernel = ResampleKernel::kAuto) {
   const PixelRect c = clamp_clip(s.clip, image_w, image_h);
   const int64_t out_w = s.out_w, out_h = s.out_h;
   // Work in the clip rectangle's coordinates, as PIL does on a cropped image.
-  ResampleCoeffs hc = resample_coeffs(c.x1 - c.x0, s.box.x0 - double(c.x0),
-                                      s.box.x1 - double(c.x0), out_w);
+  const ResampleCoeffs hc = resample_coeffs(c.x1 - c.x0, s.box.x0 - double(c.x0),
+                                            s.box.x1 - double(c.x0), out_w);
   const ResampleCoeffs vc = resample_coeffs(c.y1 - c.y0, s.box.y0 - double(c.y0),
                                             s.box.y1 - double(c.y0), out_h);
   // Rows the vertical pass reads.
@@ -385,13 +385,6 @@ inline void resample_rgb(const RgbWindow& in, int64_t image_w, int64_t image_h,
   if (c.x0 + col_first < in.left || c.x0 + col_last > in.left + in.width ||
       c.y0 + row_first < in.top || c.y0 + row_last > in.top + in.height)
     throw std::logic_error("resample_rgb: the window does not cover the filter's taps");
-  if (mirror) {  // output pixel xx takes what pixel out_w - 1 - xx would have
-    std::reverse(hc.first.begin(), hc.first.end());
-    std::reverse(hc.count.begin(), hc.count.end());
-    for (int64_t a = 0, b = out_w - 1; a < b; ++a, --b)
-      std::swap_ranges(&hc.weights[size_t(a) * hc.ksize], &hc.weights[size_t(a + 1) * hc.ksize],
-                       &hc.weights[size_t(b) * hc.ksize]);
-  }
 #ifdef MOBILENET_RESAMPLE_AVX2
   const bool avx2 = kernel == ResampleKernel::kAuto && cpu_has_avx2();
 #else
