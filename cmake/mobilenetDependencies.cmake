@@ -1,7 +1,7 @@
 # Finds what mobilenet's targets link against, per component. Shared by the build and by the
 # installed mobilenetConfig.cmake, so the two can never disagree.
 #   core (always):  Torch, Eigen3
-#   data:           simdjson, libjpeg-turbo, PNG, Threads
+#   data:           simdjson, libjpeg-turbo (libjpeg and TurboJPEG), PNG, Threads
 #   distributed:    Gloo's headers (LibTorch's c10d headers include them), Threads
 # In the build tree every component is found; a consumer finds only the ones it asks for.
 include(CMakeFindDependencyMacro)

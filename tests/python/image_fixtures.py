@@ -79,10 +79,54 @@ for i in range(1000, len(buf) - 2, 997):  # corrupt entropy-coded data with mark
     buf[i] = 0xFF
     buf[i + 1] = 0xD9
 open(os.path.join(out, "corrupt.jpg"), "wb").write(bytes(buf))
+# A scan cut short, then a proper end-of-image marker: libjpeg warns "premature end of data
+# segment" and pads with grey; the decoder must refuse it.
+cut = int(len(data) * 0.8)
+while data[cut - 1] == 0xFF:
+    cut -= 1
+open(os.path.join(out, "truncated_scan.jpg"), "wb").write(data[:cut] + b"\xff\xd9")
+# Junk between the scan and the end marker: libjpeg warns "extraneous bytes before marker"
+# but loses nothing; PIL decodes it, and so must we.
+open(os.path.join(out, "extraneous.jpg"), "wb").write(data[:-2] + b"\x12\x34\x56\xff\xd9")
+# 4:2:2 chroma (PIL's subsampling=1) for the region-decoding tests.
+base.save(os.path.join(out, "sub422.jpg"), quality=90, subsampling=1)
+# A progressive JPEG whose first scan repeats 600 times (a "scan bomb": every scan is another
+# pass over the whole image; libjpeg only warns about the odd progression).
+odd.save(os.path.join(out, "progressive_small.jpg"), quality=90, progressive=True)
+small = open(os.path.join(out, "progressive_small.jpg"), "rb").read()
+sos = small.index(b"\xff\xda")
+end = sos + 2 + int.from_bytes(small[sos + 2:sos + 4], "big")
+while not (small[end] == 0xFF and small[end + 1] not in (0x00, 0xFF) and
+           not 0xD0 <= small[end + 1] <= 0xD7):
+    end += 1
+open(os.path.join(out, "many_scans.jpg"), "wb").write(small[:end] + small[sos:end] * 600 +
+                                                      small[end:])
+# A JPEG whose frame header claims 9000x9000 (81 MP): only the header is read.
+sof = data.index(b"\xff\xc0")
+big = bytearray(data)
+big[sof + 5:sof + 9] = bytes([9000 >> 8, 9000 & 255, 9000 >> 8, 9000 & 255])
+open(os.path.join(out, "huge_header.jpg"), "wb").write(bytes(big))
+# A valid 16384x16384 grey PNG of ~260 KB (zeros compress 1000:1): 268 MP, 1 GB as RGBA.
+import struct  # noqa: E402
+import zlib  # noqa: E402
+
+
+def png_chunk(kind, payload):
+    return (struct.pack(">I", len(payload)) + kind + payload +
+            struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+
+z = zlib.compressobj(9)
+row = bytes(16384 + 1)  # filter byte + one row of zeros
+idat = b"".join(z.compress(row) for _ in range(16384)) + z.flush()
+with open(os.path.join(out, "huge.png"), "wb") as fh:
+    ihdr = struct.pack(">IIBBBBB", 16384, 16384, 8, 0, 0, 0, 0)  # 8-bit grey
+    fh.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) +
+             png_chunk(b"IEND", b""))
 
 # Full decodes, as PIL's convert("RGB") gives them.
 for f in ["base.jpg", "odd.jpg", "gray.jpg", "cmyk.jpg", "progressive.jpg", "png_named.jpg",
-          "rgba.png", "palette.png"]:
+          "rgba.png", "palette.png", "extraneous.jpg", "sub422.jpg"]:
     write_ref("decode_" + f.replace(".", "_"), decode_ref(f), "decode:" + f)
 
 # DCT-scaled decodes via PIL's draft(), which uses libjpeg's scale_denom.

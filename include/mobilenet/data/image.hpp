@@ -1,16 +1,26 @@
 #pragma once
 /// \file image.hpp
-/// Image decoding: JPEG through TurboJPEG with DCT-scaled decoding, PNG through libpng.
+/// Image decoding: JPEG through libjpeg-turbo (DCT-scaled and region decoding), PNG through
+/// libpng.
 ///
 /// The format is sniffed from the file's magic bytes, never from its extension, so a PNG
-/// named `.jpg` decodes as PNG (PIL does the same). Anything that is not JPEG or PNG, and
-/// every empty, truncated or corrupt file, raises `mobilenet::ImageError` naming the path.
+/// named `.jpg` decodes as PNG (PIL does the same). Anything that is not JPEG or PNG, every
+/// empty, truncated or corrupt file (a JPEG whose entropy-coded data is cut short or
+/// corrupt included), every progressive JPEG with more than 500 scans, every file that is
+/// not a regular file, and every image with more pixels than `DecodeOptions::max_pixels`
+/// raises `mobilenet::ImageError` naming the path. One file's failure never affects the
+/// next decode.
+
+#include <mobilenet/detail/escape_path.hpp>
+#include <mobilenet/detail/image_resample.hpp>
+#include <mobilenet/detail/jpeg_decoder.hpp>
 
 #include <torch/torch.h>
 
+#include <fcntl.h>
 #include <png.h>
 #include <sys/stat.h>
-#include <turbojpeg.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,19 +28,23 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace mobilenet {
 
-/// An image file could not be read or decoded. `path()` names the file, `what()` says why.
+using detail::escape_path;  // see detail/escape_path.hpp
+
+/// An image file could not be read or decoded. `path()` names the file, `what()` says why,
+/// with the name escaped by escape_path (control characters never reach a terminal).
 /// Example: `try { decode_image(p); } catch (const ImageError& e) { skip(e.path()); }`.
 class ImageError : public std::runtime_error {
  public:
   ImageError(std::string path, const std::string& reason)
-      : std::runtime_error(path + ": " + reason), path_(std::move(path)) {}
-  /// The file that failed.
+      : std::runtime_error(escape_path(path) + ": " + reason), path_(std::move(path)) {}
+  /// The file that failed, unescaped.
   const std::string& path() const noexcept { return path_; }
 
  private:
@@ -54,29 +68,88 @@ struct ImageInfo {
 
 /// A decoded image: uint8 HWC RGB pixels, and the full-resolution size it was decoded from
 /// (different from the pixel size when the JPEG was decoded at a DCT scale below 1).
+///
+/// A decode for a crop may produce only a window of the (scaled) image: then `scaled` is
+/// the size of the whole image at the decode scale and (left, top) is where pixels(0, 0)
+/// lies in it. By default (scaled {0, 0}) the pixels are the whole image.
 struct DecodedImage {
   torch::Tensor pixels;
   ImageSize original;
+  ImageSize scaled = {};
+  int64_t left = 0, top = 0;
+
+  /// The whole image's size at the decode scale.
+  ImageSize scaled_size() const {
+    if (scaled.height > 0 && scaled.width > 0) return scaled;
+    return ImageSize{pixels.size(0), pixels.size(1)};
+  }
 };
 
+/// Images with more pixels than this are refused by default: 2^24 = 16.8 MP (4096 x 4096).
+/// Decoding holds at most 11 bytes per pixel (3 for the RGB output, up to 8 more for a
+/// progressive 4-channel JPEG's coefficients; 4 in all for PNG, whose alpha is dropped in
+/// place), so one decode stays under 176 MiB plus the file itself, and a loader worker under
+/// ~256 MB. A baseline JPEG needs 3 bytes per pixel at most (48 MiB here), less at a DCT scale.
+constexpr int64_t kDefaultMaxImagePixels = int64_t(1) << 24;
+
+/// Decoding limits. Example: `decode_image(path, DecodeOptions().max_pixels(int64_t(1) << 26))`.
+struct DecodeOptions {
+  /// Largest width x height accepted, checked from the header before any pixel memory is
+  /// allocated. Default kDefaultMaxImagePixels (2^24).
+  TORCH_ARG(int64_t, max_pixels) = kDefaultMaxImagePixels;
+};
+
+namespace detail {
+
+inline const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+}  // namespace detail
+
 /// Reads a whole regular file into `bytes`, reusing its capacity; throws ImageError naming
-/// the file when it cannot be opened or read, or is not a regular file.
+/// the file when it cannot be opened or read, or is not a regular file. Directories, FIFOs,
+/// sockets and devices are refused before they are opened (opening a FIFO would block until
+/// a writer appears), and checked again on the opened descriptor.
 inline void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
-  // fopen accepts directories, and lseek on one can report an absurd size.
   struct stat st {};
-  if (fstat(fileno(file.get()), &st) != 0 || !S_ISREG(st.st_mode))
-    throw ImageError(path, "not a regular file");
-  bytes.resize(static_cast<size_t>(st.st_size));
-  bytes.resize(std::fread(bytes.data(), 1, bytes.size(), file.get()));
-  // The file may have grown since fstat: read the rest in chunks.
-  uint8_t chunk[1 << 14];
-  size_t got;
-  while ((got = std::fread(chunk, 1, sizeof(chunk), file.get())) > 0) {
-    bytes.insert(bytes.end(), chunk, chunk + got);
+  if (::stat(path.c_str(), &st) != 0)
+    throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
+  auto not_regular = [&] {
+    return ImageError(path, std::string("not a regular file (") + detail::file_kind(st.st_mode) +
+                                ")");
+  };
+  if (!S_ISREG(st.st_mode)) throw not_regular();
+  // O_NONBLOCK: should the name have been swapped for a FIFO since stat, open returns at
+  // once and fstat below refuses it. It does not affect reads from a regular file.
+  struct Fd {
+    int fd;
+    ~Fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } file{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+  const int fd = file.fd;
+  if (fd < 0) throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) throw not_regular();
+  // The size is a hint: the file may grow or shrink while we read.
+  bytes.resize(static_cast<size_t>(st.st_size) + 1);
+  size_t got = 0;
+  for (;;) {
+    if (got == bytes.size()) bytes.resize(bytes.size() * 2);
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw ImageError(path, std::string("read error: ") + std::strerror(errno));
+    }
+    got += size_t(n);
   }
-  if (std::ferror(file.get())) throw ImageError(path, "read error");
+  bytes.resize(got);
 }
 
 /// Reads a whole regular file. Example: `auto bytes = mobilenet::read_file("a.jpg");`
@@ -88,11 +161,6 @@ inline std::vector<uint8_t> read_file(const std::string& path) {
 
 namespace detail {
 
-// Larger images are refused: a 20-byte header can claim 4 billion pixels, and we would
-// rather report a bad file than allocate that. 2^28 pixels is a 16k x 16k photo.
-constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
-
-
 inline bool is_jpeg(const uint8_t* data, size_t size) {
   return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
 }
@@ -102,61 +170,27 @@ inline bool is_png(const uint8_t* data, size_t size) {
   return size >= 8 && std::memcmp(data, kMagic, 8) == 0;
 }
 
-// One TurboJPEG decompressor per thread: creating one costs an allocation, and a handle
-// must not be shared between threads.
-inline tjhandle tj_decompressor() {
-  struct Handle {
-    tjhandle h = tjInitDecompress();
-    ~Handle() {
-      if (h) tjDestroy(h);
-    }
-  };
-  thread_local Handle handle;
-  return handle.h;
-}
-
-// Photoshop writes CMYK JPEGs inverted and marks them with an Adobe APP14 segment; libjpeg
-// (and so PIL) follow that convention, so we look for the segment. Walks the markers up
-// to the first scan; malformed lengths just end the walk (TurboJPEG reports the error).
-inline bool has_adobe_marker(const uint8_t* data, size_t size) {
-  size_t pos = 2;
-  while (pos + 4 <= size) {
-    if (data[pos] != 0xFF) return false;
-    uint8_t marker = data[pos + 1];
-    if (marker == 0xFF) {  // fill byte
-      ++pos;
-      continue;
-    }
-    if (marker == 0xDA || marker == 0xD9) return false;  // start of scan / end of image
-    size_t length = (size_t(data[pos + 2]) << 8) | data[pos + 3];
-    if (length < 2) return false;
-    if (marker == 0xEE && pos + 4 + 5 <= size && std::memcmp(data + pos + 4, "Adobe", 5) == 0)
-      return true;
-    pos += 2 + length;
-  }
-  return false;
-}
-
-// A JPEG's header as TurboJPEG reads it, with this thread's decompressor.
-struct JpegHeader {
-  tjhandle tj = nullptr;
-  int width = 0, height = 0, subsamp = 0, colorspace = 0;
-};
-
-inline JpegHeader read_jpeg_header(const uint8_t* data, size_t size, const std::string& path) {
-  JpegHeader h;
-  h.tj = tj_decompressor();
-  if (!h.tj) throw ImageError(path, "cannot create a TurboJPEG decompressor");
-  if (tjDecompressHeader3(h.tj, data, static_cast<unsigned long>(size), &h.width, &h.height,
-                          &h.subsamp, &h.colorspace) != 0) {
-    throw ImageError(path, std::string("corrupt JPEG header: ") + tjGetErrorStr2(h.tj));
-  }
-  return h;
+inline void check_size(const ImageSize& s, const std::string& path, const DecodeOptions& o) {
+  TORCH_CHECK(o.max_pixels() > 0, "DecodeOptions: max_pixels must be positive, got ",
+              o.max_pixels());
+  if (s.height <= 0 || s.width <= 0)
+    throw ImageError(path, "unsupported image size " + std::to_string(s.width) + "x" +
+                               std::to_string(s.height));
+  // A 20-byte header can claim billions of pixels: refuse before allocating them.
+  if (s.height > o.max_pixels() / s.width)
+    throw ImageError(path, "image of " + std::to_string(s.width) + "x" +
+                               std::to_string(s.height) + " pixels exceeds the limit of " +
+                               std::to_string(o.max_pixels()) +
+                               " pixels (DecodeOptions::max_pixels)");
 }
 
 inline ImageInfo probe_jpeg(const uint8_t* data, size_t size, const std::string& path) {
-  const JpegHeader h = read_jpeg_header(data, size, path);
-  return ImageInfo{ImageFormat::kJpeg, {h.height, h.width}};
+  try {
+    JpegDecoder d(data, size);
+    return ImageInfo{ImageFormat::kJpeg, {d.height(), d.width()}};
+  } catch (const JpegError& e) {
+    throw ImageError(path, std::string("corrupt JPEG header: ") + e.what());
+  }
 }
 
 inline ImageInfo probe_png(const uint8_t* data, size_t size, const std::string& path) {
@@ -169,91 +203,59 @@ inline ImageInfo probe_png(const uint8_t* data, size_t size, const std::string& 
   return ImageInfo{ImageFormat::kPng, {be32(data + 20), be32(data + 16)}};
 }
 
-inline void check_size(const ImageSize& s, const std::string& path) {
-  if (s.height <= 0 || s.width <= 0 || s.height * s.width > kMaxImagePixels) {
-    throw ImageError(path, "unsupported image size " + std::to_string(s.width) + "x" +
-                               std::to_string(s.height));
-  }
-}
-
-// Scaling factors TurboJPEG can apply while decoding, restricted to <= 1, smallest first.
-inline const std::vector<tjscalingfactor>& jpeg_downscales() {
-  static const std::vector<tjscalingfactor> factors = [] {
-    int n = 0;
-    tjscalingfactor* all = tjGetScalingFactors(&n);
-    std::vector<tjscalingfactor> v;
-    for (int i = 0; i < n; ++i)
-      if (all[i].num <= all[i].denom) v.push_back(all[i]);
-    std::sort(v.begin(), v.end(), [](tjscalingfactor a, tjscalingfactor b) {
-      return a.num * b.denom < b.num * a.denom;
-    });
-    if (v.empty()) v.push_back(tjscalingfactor{1, 1});
-    return v;
-  }();
+// DCT scales used while decoding, smallest first: 1/8, 1/4, 1/2 and 1 (PIL's draft modes).
+// libjpeg-turbo also offers 3/8, 5/8, 6/8 and 7/8, but only these four have SIMD inverse
+// DCTs: on x86-64, decoding a 640x480 JPEG at 5/8, 6/8 or 7/8 took 1.1x, 1.2x and 1.7x as
+// long as a full decode (3/8 no less than 1/2).
+inline const std::vector<JpegScale>& jpeg_downscales() {
+  static const std::vector<JpegScale> factors = {{1, 8}, {1, 4}, {1, 2}, {1, 1}};
   return factors;
 }
 
-inline int64_t jpeg_scaled(int64_t dim, tjscalingfactor f) {
-  return (dim * f.num + f.denom - 1) / f.denom;
-}
-
-// With `scratch`, pixels live in that (reused) buffer instead of a fresh allocation: the
-// transform decodes into per-thread scratch memory, which avoids page faults per image.
+// Decodes a JPEG at scale f: the whole image, or with `window` (in scaled pixels) only the
+// rows and columns of that window, plus what block alignment adds (files whose sampling
+// factors libjpeg-turbo 2.1 cannot crop exactly decode whole). With `scratch`, pixels live
+// in that (reused) buffer instead of a fresh allocation: the transform decodes into
+// per-thread scratch memory, which avoids page faults per image.
 inline DecodedImage decode_jpeg(const uint8_t* data, size_t size, const std::string& path,
-                                tjscalingfactor factor,
+                                JpegScale f, const PixelRect* window, const DecodeOptions& o,
                                 std::vector<uint8_t>* scratch = nullptr) {
-  const JpegHeader header = read_jpeg_header(data, size, path);
-  tjhandle tj = header.tj;
-  const int width = header.width, height = header.height, colorspace = header.colorspace;
-  ImageSize original{height, width};
-  check_size(original, path);
-  const int64_t sw = jpeg_scaled(width, factor), sh = jpeg_scaled(height, factor);
-  const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
-  const int channels = cmyk ? 4 : 3;
-  torch::Tensor out;
-  if (scratch && !(colorspace == TJCS_CMYK || colorspace == TJCS_YCCK)) {
-    scratch->resize(size_t(sh * sw * channels));
-    out = torch::from_blob(scratch->data(), {sh, sw, channels}, torch::kUInt8);
-  } else {
-    out = torch::empty({sh, sw, channels}, torch::kUInt8);
+  std::optional<JpegDecoder> dec;
+  try {
+    dec.emplace(data, size);
+  } catch (const JpegError& e) {
+    throw ImageError(path, std::string("corrupt JPEG header: ") + e.what());
   }
-  // Accurate (islow) DCT and fancy upsampling are TurboJPEG's defaults and PIL's, so a
-  // full-scale decode is bit-identical to PIL's.
-  int rc = tjDecompress2(tj, data, static_cast<unsigned long>(size), out.data_ptr<uint8_t>(),
-                         static_cast<int>(sw), 0, static_cast<int>(sh),
-                         cmyk ? TJPF_CMYK : TJPF_RGB, 0);
-  if (rc != 0) {
-    std::string message = tjGetErrorStr2(tj);
-    // libjpeg recovers from most corrupt-data warnings as PIL does, but a truncated file
-    // decodes as grey padding: that is an error, not an image.
-    if (tjGetErrorCode(tj) == TJERR_FATAL || message.find("Premature end") != std::string::npos)
-      throw ImageError(path, "corrupt or truncated JPEG: " + message);
-  }
-  if (cmyk) {
-    // CMYK -> RGB as PIL converts it: R = (255 - C) * (255 - K) / 255 with PIL's rounding;
-    // Adobe files store inverted values.
-    const bool inverted = has_adobe_marker(data, size);
-    torch::Tensor rgb = torch::empty({sh, sw, 3}, torch::kUInt8);
-    const uint8_t* src = out.data_ptr<uint8_t>();
-    uint8_t* dst = rgb.data_ptr<uint8_t>();
-    auto muldiv255 = [](int a, int b) {
-      int t = a * b + 128;
-      return ((t >> 8) + t) >> 8;
-    };
-    for (int64_t i = 0, n = sh * sw; i < n; ++i, src += 4, dst += 3) {
-      int k = inverted ? 255 - src[3] : src[3];
-      int nk = 255 - k;
-      for (int c = 0; c < 3; ++c) {
-        int v = inverted ? 255 - src[c] : src[c];
-        dst[c] = static_cast<uint8_t>(nk - muldiv255(v, nk));
-      }
+  const ImageSize original{dec->height(), dec->width()};
+  check_size(original, path, o);
+  try {
+    dec->start(f);
+    const int64_t sw = dec->output_width(), sh = dec->output_height();
+    int64_t x0 = 0, y0 = 0, y1 = sh;
+    if (window && dec->can_crop()) {
+      y0 = std::clamp<int64_t>(window->y0, 0, sh - 1);
+      y1 = std::clamp<int64_t>(window->y1, y0 + 1, sh);
+      const int64_t wx0 = std::clamp<int64_t>(window->x0, 0, sw - 1);
+      const int64_t wx1 = std::clamp<int64_t>(window->x1, wx0 + 1, sw);
+      if (wx0 > 0 || wx1 < sw) x0 = dec->crop(wx0, wx1 - wx0);
     }
-    out = rgb;
+    const int64_t w = dec->output_width(), h = y1 - y0;
+    torch::Tensor out;
+    if (scratch) {
+      scratch->resize(size_t(h * w * 3));
+      out = torch::from_blob(scratch->data(), {h, w, 3}, torch::kUInt8);
+    } else {
+      out = torch::empty({h, w, 3}, torch::kUInt8);
+    }
+    dec->read_rows(y0, y1, out.data_ptr<uint8_t>(), w * 3);
+    return DecodedImage{out, original, ImageSize{sh, sw}, x0, y0};
+  } catch (const JpegError& e) {
+    throw ImageError(path, std::string("corrupt or truncated JPEG: ") + e.what());
   }
-  return DecodedImage{out, original};
 }
 
-inline DecodedImage decode_png(const uint8_t* data, size_t size, const std::string& path) {
+inline DecodedImage decode_png(const uint8_t* data, size_t size, const std::string& path,
+                               const DecodeOptions& o) {
   png_image image;
   std::memset(&image, 0, sizeof(image));
   image.version = PNG_IMAGE_VERSION;
@@ -263,7 +265,7 @@ inline DecodedImage decode_png(const uint8_t* data, size_t size, const std::stri
   // Freed on every path, including the throws below.
   std::unique_ptr<png_image, void (*)(png_image*)> guard(&image, &png_image_free);
   ImageSize original{image.height, image.width};
-  check_size(original, path);
+  check_size(original, path, o);
   // Read RGBA and drop alpha ourselves: PIL's convert("RGB") drops alpha, while libpng's
   // RGB output would composite onto black. 16-bit samples are taken as sRGB-encoded, so
   // they are only rescaled (PIL keeps the high byte: differences of at most 1).
@@ -271,19 +273,28 @@ inline DecodedImage decode_png(const uint8_t* data, size_t size, const std::stri
   image.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
   image.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
   const int channels = alpha ? 4 : 3;
-  torch::Tensor out = torch::empty({original.height, original.width, channels}, torch::kUInt8);
-  if (!png_image_finish_read(&image, nullptr, out.data_ptr<uint8_t>(), 0, nullptr)) {
+  const int64_t n = original.height * original.width;
+  torch::Tensor buffer = torch::empty({n * channels}, torch::kUInt8);
+  uint8_t* px = buffer.data_ptr<uint8_t>();
+  if (!png_image_finish_read(&image, nullptr, px, 0, nullptr)) {
     throw ImageError(path, std::string("corrupt or truncated PNG: ") + image.message);
   }
-  if (alpha) out = out.narrow(2, 0, 3).contiguous();
+  if (alpha) {  // RGBA -> RGB in place (front to back: a pixel never overwrites unread ones)
+    for (int64_t i = 0; i < n; ++i) {
+      px[i * 3 + 0] = px[i * 4 + 0];
+      px[i * 3 + 1] = px[i * 4 + 1];
+      px[i * 3 + 2] = px[i * 4 + 2];
+    }
+  }
+  torch::Tensor out = buffer.narrow(0, 0, n * 3).view({original.height, original.width, 3});
   return DecodedImage{out, original};
 }
 
 // The DCT scale for a JPEG so that, once decoded, the source region `region` (in full
 // resolution pixels, width x height) still spans at least `target` pixels each way.
-inline tjscalingfactor choose_jpeg_scale(const ImageSize& original, double region_height,
-                                         double region_width, const ImageSize& target) {
-  for (const tjscalingfactor& f : jpeg_downscales()) {
+inline JpegScale choose_jpeg_scale(const ImageSize& original, double region_height,
+                                   double region_width, const ImageSize& target) {
+  for (const JpegScale& f : jpeg_downscales()) {
     double sx = double(jpeg_scaled(original.width, f)) / double(original.width);
     double sy = double(jpeg_scaled(original.height, f)) / double(original.height);
     // A small epsilon keeps exact fits (e.g. 640 -> 320 at 1/2) from failing on rounding.
@@ -291,14 +302,15 @@ inline tjscalingfactor choose_jpeg_scale(const ImageSize& original, double regio
         region_height * sy + 1e-6 >= double(target.height))
       return f;
   }
-  return tjscalingfactor{1, 1};
+  return JpegScale{1, 1};
 }
 
 }  // namespace detail
 
-/// Reads the format and size from the header, without decoding pixels.
-/// Throws ImageError for empty, unknown or corrupt headers.
-inline ImageInfo probe_image(const uint8_t* data, size_t size, const std::string& path) {
+/// Reads the format and size from the header, without decoding pixels. Throws ImageError
+/// for empty, unknown or corrupt headers and for sizes over `options.max_pixels()`.
+inline ImageInfo probe_image(const uint8_t* data, size_t size, const std::string& path,
+                             const DecodeOptions& options = {}) {
   if (size == 0) throw ImageError(path, "empty file");
   ImageInfo info;
   if (detail::is_jpeg(data, size)) {
@@ -308,13 +320,13 @@ inline ImageInfo probe_image(const uint8_t* data, size_t size, const std::string
   } else {
     throw ImageError(path, "not a JPEG or PNG file (unrecognised magic bytes)");
   }
-  detail::check_size(info.size, path);
+  detail::check_size(info.size, path, options);
   return info;
 }
 
 /// Decodes encoded bytes (`path` only names them in errors) to uint8 HWC RGB.
 ///
-/// For JPEG, decodes at the smallest DCT scale (1/8, 2/8, ... 1) at which the source
+/// For JPEG, decodes at the smallest DCT scale (1/8, 1/4, 1/2 or 1) at which the source
 /// rectangle `region_height` x `region_width` (full-resolution pixels) still covers at
 /// least `target` pixels. A target of {0, 0} asks for full resolution. PNG is always
 /// decoded at full size.
@@ -323,36 +335,64 @@ inline ImageInfo probe_image(const uint8_t* data, size_t size, const std::string
 inline DecodedImage decode_image_region(const uint8_t* data, size_t size,
                                         const std::string& path, double region_height,
                                         double region_width, const ImageSize& target,
-                                        std::vector<uint8_t>* scratch = nullptr) {
-  ImageInfo info = probe_image(data, size, path);
-  if (info.format == ImageFormat::kPng) return detail::decode_png(data, size, path);
-  tjscalingfactor f = target.height <= 0 && target.width <= 0
-                          ? tjscalingfactor{1, 1}
-                          : detail::choose_jpeg_scale(info.size, region_height, region_width,
-                                                      target);
-  return detail::decode_jpeg(data, size, path, f, scratch);
+                                        std::vector<uint8_t>* scratch = nullptr,
+                                        const DecodeOptions& options = {}) {
+  ImageInfo info = probe_image(data, size, path, options);
+  if (info.format == ImageFormat::kPng) return detail::decode_png(data, size, path, options);
+  detail::JpegScale f = target.height <= 0 && target.width <= 0
+                            ? detail::JpegScale{1, 1}
+                            : detail::choose_jpeg_scale(info.size, region_height, region_width,
+                                                        target);
+  return detail::decode_jpeg(data, size, path, f, nullptr, options, scratch);
 }
 
+namespace detail {
+
+// Decodes what the resampling `spec` (in full-resolution coordinates) of an image with
+// header `info` reads: a JPEG at the smallest DCT scale that keeps the output resolution,
+// and only the rows and columns the filter taps (plus a margin: a cropped JPEG's edge
+// columns may differ from a full decode's). PNGs decode whole.
+inline DecodedImage decode_for_resample(const uint8_t* data, size_t size,
+                                        const std::string& path, const ImageInfo& info,
+                                        const ResampleSpec& spec, const DecodeOptions& options,
+                                        std::vector<uint8_t>* scratch = nullptr) {
+  if (info.format == ImageFormat::kPng) return decode_png(data, size, path, options);
+  const JpegScale f = choose_jpeg_scale(info.size, spec.box.y1 - spec.box.y0,
+                                        spec.box.x1 - spec.box.x0, {spec.out_h, spec.out_w});
+  const ImageSize scaled{jpeg_scaled(info.size.height, f), jpeg_scaled(info.size.width, f)};
+  const ResampleSpec s = rescale(spec, double(scaled.width) / double(info.size.width),
+                                 double(scaled.height) / double(info.size.height));
+  PixelRect window = resample_footprint(s, scaled.width, scaled.height);
+  constexpr int64_t kMargin = 4;
+  window.x0 -= kMargin;
+  window.x1 += kMargin;
+  return decode_jpeg(data, size, path, f, &window, options, scratch);
+}
+
+}  // namespace detail
+
 /// Decodes encoded bytes at full resolution to uint8 HWC RGB.
-inline torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& path) {
-  return decode_image_region(data, size, path, 0, 0, ImageSize{0, 0}).pixels;
+inline torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& path,
+                                  const DecodeOptions& options = {}) {
+  return decode_image_region(data, size, path, 0, 0, ImageSize{0, 0}, nullptr, options).pixels;
 }
 
 /// Decodes a JPEG or PNG file to a uint8 HWC RGB tensor at full resolution.
 /// Example: `torch::Tensor rgb = mobilenet::decode_image("val2017/000000000139.jpg");`
-inline torch::Tensor decode_image(const std::string& path) {
+inline torch::Tensor decode_image(const std::string& path, const DecodeOptions& options = {}) {
   std::vector<uint8_t> bytes = read_file(path);
-  return decode_image(bytes.data(), bytes.size(), path);
+  return decode_image(bytes.data(), bytes.size(), path, options);
 }
 
 /// Decodes a file, letting JPEGs decode at the smallest DCT scale whose result is still at
 /// least `min_size` (height and width) — or at full size when the image is smaller.
 /// Example: `decode_image(path, {256, 256})` decodes a 4000x3000 JPEG at 1/8: 500x375.
-inline torch::Tensor decode_image(const std::string& path, ImageSize min_size) {
+inline torch::Tensor decode_image(const std::string& path, ImageSize min_size,
+                                  const DecodeOptions& options = {}) {
   std::vector<uint8_t> bytes = read_file(path);
-  ImageInfo info = probe_image(bytes.data(), bytes.size(), path);
+  ImageInfo info = probe_image(bytes.data(), bytes.size(), path, options);
   return decode_image_region(bytes.data(), bytes.size(), path, double(info.size.height),
-                             double(info.size.width), min_size)
+                             double(info.size.width), min_size, nullptr, options)
       .pixels;
 }
 

@@ -288,6 +288,13 @@ class Transform {
     std_ = std;
     return *this;
   }
+  /// Refuse images with more than `n` pixels (from the header, before decoding). Default
+  /// kDefaultMaxImagePixels; see DecodeOptions.
+  Transform& max_image_pixels(int64_t n) {
+    TORCH_CHECK(n > 0, "Transform::max_image_pixels: must be positive, got ", n);
+    decode_.max_pixels(n);
+    return *this;
+  }
   /// Output x / 255 in [0, 1], no mean/std.
   Transform& no_normalize() {
     mean_ = {0.f, 0.f, 0.f};
@@ -389,13 +396,12 @@ class Transform {
   detail::GeometryPlan apply_bytes_into(const uint8_t* data, size_t size,
                                         const std::string& path, uint64_t seed,
                                         float* out) const {
-    ImageInfo info = probe_image(data, size, path);
+    ImageInfo info = probe_image(data, size, path, decode_);
     SampleRng rng(seed);
     detail::GeometryPlan p = plan(info.size, rng);
     thread_local std::vector<uint8_t> scratch;
     DecodedImage img =
-        decode_image_region(data, size, path, p.box.y1 - p.box.y0, p.box.x1 - p.box.x0,
-                            ImageSize{p.out_h, p.out_w}, &scratch);
+        detail::decode_for_resample(data, size, path, info, spec(p), decode_, &scratch);
     finish(img, p, rng, out);
     // One huge image should not pin its buffer in every worker for the rest of the run.
     constexpr size_t kKeepScratch = size_t(64) << 20;
@@ -406,12 +412,11 @@ class Transform {
   /// Transforms a file: float CHW tensor (channels-last strides).
   torch::Tensor operator()(const std::string& path, uint64_t seed) const {
     std::vector<uint8_t> bytes = read_file(path);
-    ImageInfo info = probe_image(bytes.data(), bytes.size(), path);
+    ImageInfo info = probe_image(bytes.data(), bytes.size(), path, decode_);
     SampleRng rng(seed);
     detail::GeometryPlan p = plan(info.size, rng);
-    DecodedImage img = decode_image_region(bytes.data(), bytes.size(), path,
-                                           p.box.y1 - p.box.y0, p.box.x1 - p.box.x0,
-                                           ImageSize{p.out_h, p.out_w});
+    DecodedImage img =
+        detail::decode_for_resample(bytes.data(), bytes.size(), path, info, spec(p), decode_);
     torch::Tensor out = torch::empty({p.out_h, p.out_w, 3}, torch::kFloat);
     finish(img, p, rng, out.data_ptr<float>());
     return out.permute({2, 0, 1});
@@ -439,17 +444,20 @@ class Transform {
   }
 
  private:
+  static detail::ResampleSpec spec(const detail::GeometryPlan& p) {
+    return {p.box, {p.cx0, p.cy0, p.cx1, p.cy1}, p.out_h, p.out_w};
+  }
+
+  // The plan is in full-resolution pixels; the image may be DCT-scaled and a window.
   static void resample_into(const DecodedImage& img, const detail::GeometryPlan& p,
                             uint8_t* out) {
     torch::Tensor px = img.pixels.contiguous();
-    const double sx = double(px.size(1)) / double(img.original.width);
-    const double sy = double(px.size(0)) / double(img.original.height);
-    detail::ResampleBox box{p.box.x0 * sx, p.box.y0 * sy, p.box.x1 * sx, p.box.y1 * sy};
-    detail::resample_rgb(px.data_ptr<uint8_t>(), px.size(0), px.size(1), box,
-                         int64_t(std::floor(double(p.cx0) * sx)),
-                         int64_t(std::floor(double(p.cy0) * sy)),
-                         int64_t(std::ceil(double(p.cx1) * sx)),
-                         int64_t(std::ceil(double(p.cy1) * sy)), p.out_h, p.out_w, out);
+    const ImageSize scaled = img.scaled_size();
+    const detail::ResampleSpec s =
+        detail::rescale(spec(p), double(scaled.width) / double(img.original.width),
+                        double(scaled.height) / double(img.original.height));
+    detail::resample_rgb({px.data_ptr<uint8_t>(), img.left, img.top, px.size(1), px.size(0)},
+                         scaled.width, scaled.height, s, out);
   }
 
   void add_geometry(detail::GeometryStep step) { steps_.push_back(step); }
@@ -518,6 +526,7 @@ class Transform {
   }
 
   std::vector<detail::GeometryStep> steps_;
+  DecodeOptions decode_;
   double flip_p_ = 0;
   ColorJitterOptions jitter_;
   std::optional<CutoutOptions> cutout_;
