@@ -1,6 +1,6 @@
 # Finds what mobilenet's targets link against, per component. Shared by the build and by the
 # installed mobilenetConfig.cmake, so the two can never disagree.
-#   core (always):  Torch, Eigen3
+#   core (always):  Torch, Eigen3, ZLIB (checkpoint checksums)
 #   data:           simdjson, libjpeg-turbo, PNG, Threads
 #   distributed:    Gloo's headers (LibTorch's c10d headers include them), Threads
 # In the build tree every component is found; a consumer finds only the ones it asks for.
@@ -19,6 +19,7 @@ if(NOT DEFINED MOBILENET_COMPONENTS)
 endif()
 mobilenet_find_dependency(Torch)
 mobilenet_find_dependency(Eigen3 3.3 NO_MODULE)
+mobilenet_find_dependency(ZLIB)
 if("data" IN_LIST MOBILENET_COMPONENTS)
   mobilenet_find_dependency(simdjson)
   mobilenet_find_dependency(libjpeg-turbo)

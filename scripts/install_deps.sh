@@ -6,11 +6,13 @@ packages=(
   build-essential cmake                     # toolchain
   libtorch-dev                              # LibTorch 1.13 (C++ API)
   libeigen3-dev                             # metrics without LibTorch
+  zlib1g-dev                                # checkpoint checksums (CRC32)
   libsimdjson-dev                           # COCO annotations
   libturbojpeg0-dev libjpeg-dev libpng-dev  # image decoding
   libcli11-dev                              # example programs' flags
   libgloo-dev                               # c10d Gloo process group headers
   doctest-dev                               # tests
+  clang libclang-rt-dev                     # fuzz targets (libFuzzer, ASan)
   python3-torch python3-torchvision python3-sklearn python3-pil  # reference implementations
   "$@"
 )
