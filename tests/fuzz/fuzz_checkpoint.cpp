@@ -26,11 +26,7 @@ namespace {
 torch::nn::Linear tiny_model() { return torch::nn::Linear(3, 2); }
 
 mobilenet::ModelSpec tiny_spec() {
-  mobilenet::ModelSpec spec;
-  spec.num_classes = 2;
-  spec.image_size = 8;
-  spec.class_names = {"a", "b"};
-  return spec;
+  return mobilenet::ModelSpec().num_classes(2).image_size(8).class_names({"a", "b"});
 }
 
 const std::string& scratch_file() {
