@@ -52,8 +52,8 @@ inline void write_file_atomically(const std::string& path, std::string_view byte
   fd = -1;
   if (closed != 0) fail("closing", errno);
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming", errno);
-  // Make the rename itself durable. Some file systems cannot fsync a folder (EINVAL): nothing
-  // more can be done there, and the new file is in place, so that is not an error.
+  // Make the rename itself durable. A folder we may not open, or a file system that cannot
+  // fsync one (EINVAL), leaves nothing more to do, and the new file is in place: not an error.
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
