@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                              # example programs' flags
   libgloo-dev                               # c10d Gloo process group headers
   doctest-dev                               # tests
+  clang libclang-rt-dev                     # fuzz targets (libFuzzer, ASan)
   python3-torch python3-torchvision python3-sklearn python3-pil  # reference implementations
   "$@"
 )

@@ -6,10 +6,17 @@
 
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -249,4 +256,88 @@ TEST_CASE("loader workers leave the caller's intra-op thread count alone and rej
   auto s = samples();
   s[2].target.push_back(0.f);
   CHECK_THROWS(mobilenet::DataLoader(s, small_transform(), mobilenet::LoaderOptions(4)));
+}
+
+TEST_CASE("skipped_summary counts the unreadable images of those tried and names the first "
+          "few, control characters escaped; the epoch report escapes them too") {
+  auto s = samples();
+  const std::string dir = image_dir();
+  s[3].path = dir + "/truncated.jpg";
+  s[7].path = dir + "/bad\x01name\n.jpg";  // missing, and a name that would forge a log line
+  s[11].path = dir + "/missing-a.jpg";
+  s[20].path = dir + "/missing-b.jpg";
+  mobilenet::DataLoader loader(s, small_transform(),
+                               mobilenet::LoaderOptions(5).shuffle(false).report_skipped(true));
+  std::ostringstream err;
+  std::streambuf* old = std::cerr.rdbuf(err.rdbuf());
+  const auto batches = run_epoch(loader, 0);
+  std::cerr.rdbuf(old);
+  CHECK(loader.skipped().size() == 4);
+  CHECK(loader.images_attempted() == kImages);
+  CHECK(loader.skipped_summary() ==
+        "4 of 37 images unreadable: " + dir + "/truncated.jpg, " + dir +
+            "/bad\\x01name\\n.jpg, " + dir + "/missing-a.jpg and 1 more");
+  CHECK(loader.skipped_summary(10) ==
+        "4 of 37 images unreadable: " + dir + "/truncated.jpg, " + dir +
+            "/bad\\x01name\\n.jpg, " + dir + "/missing-a.jpg, " + dir + "/missing-b.jpg");
+  CHECK(err.str().find("bad\\x01name\\n.jpg") != std::string::npos);
+  CHECK(err.str().find('\x01') == std::string::npos);
+
+  mobilenet::DataLoader clean(samples(), small_transform(), mobilenet::LoaderOptions(8));
+  run_epoch(clean, 0);
+  CHECK(clean.skipped_summary().empty());
+  CHECK(clean.images_attempted() == kImages);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MOBILENET_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MOBILENET_UNDER_ASAN 1
+#endif
+#endif
+
+TEST_CASE("a worker thread that cannot start is a clear error, not std::terminate, and the "
+          "threads already started are joined") {
+#ifdef MOBILENET_UNDER_ASAN
+  MESSAGE("skipped under AddressSanitizer: it cannot run under an address-space limit");
+  return;
+#endif
+  const auto s = samples();
+  const auto options = mobilenet::LoaderOptions(4).workers(100);
+  // The child caps its address space a little above what it maps now, so that thread stacks
+  // (8 MiB each) run out after a few workers. Exit status: 0 = the expected error and a
+  // working loader after it, 1 = no error, 2 = a wrong message (printed), 3 = setup failed.
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    long pages = 0;
+    std::ifstream("/proc/self/statm") >> pages;
+    rlimit old{};
+    if (pages <= 0 || getrlimit(RLIMIT_AS, &old) != 0) _exit(3);
+    rlimit limit = old;
+    limit.rlim_cur = rlim_t(pages) * rlim_t(sysconf(_SC_PAGESIZE)) + (24 << 20);
+    if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(3);
+    try {
+      mobilenet::DataLoader loader(s, small_transform(), options);
+      _exit(1);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      if (what.find("DataLoader: cannot start worker thread") == std::string::npos ||
+          what.find(" of 100: ") == std::string::npos) {
+        std::fprintf(stderr, "unexpected message: %s\n", what.c_str());
+        _exit(2);
+      }
+    }
+    if (setrlimit(RLIMIT_AS, &old) != 0) _exit(3);
+    mobilenet::DataLoader loader(s, small_transform(), mobilenet::LoaderOptions(4).workers(2));
+    int64_t n = 0;
+    for (auto& b : loader.epoch(0)) n += b.ids.size(0);
+    _exit(n == kImages ? 0 : 4);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("child status " << status);
+  REQUIRE(WIFEXITED(status));  // std::terminate (SIGABRT) fails here
+  CHECK(WEXITSTATUS(status) == 0);
 }

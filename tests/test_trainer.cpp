@@ -10,10 +10,20 @@
 #include <mobilenet/train/train_step.hpp>
 #include <mobilenet/train/trainer.hpp>
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <system_error>
 
 #include "support.hpp"
 
@@ -403,4 +413,125 @@ TEST_CASE("a checkpoint for another class count or architecture is refused") {
                        doctest::Contains("output stride 8"), c10::Error);
   std::ofstream(dir / "bad.pt") << "garbage";
   CHECK_THROWS_WITH_AS(read_model_spec(dir / "bad.pt"), doctest::Contains("bad.pt"), c10::Error);
+}
+
+namespace {
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+doctest::Contains contains(const std::string& text) { return doctest::Contains(text.c_str()); }
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+}  // namespace
+
+TEST_CASE("a full disk while saving a checkpoint throws, leaves no temporary and keeps the "
+          "previous checkpoint") {
+  TempDir dir("diskfull");
+  const std::string path = dir / "last.pt";
+  torch::manual_seed(3);
+  Classifier model = make_model(kSpec);
+  auto opt = make_optimizer(model.module(), OptimizerOptions("adamw", 1e-3));
+  TrainingState state;
+  state.epoch = 1;
+  save_checkpoint(path, model.module(), kSpec, state, opt.get());
+  const std::string before = file_bytes(path);
+  REQUIRE(before.size() > 100000);
+
+  // The child saves under a 64 KiB file-size limit, as a full disk would stop it; SIGXFSZ
+  // ignored so that write() fails with EFBIG instead of killing the process. Exit status:
+  // 0 = the expected error, 1 = no error, 2 = a wrong message (printed).
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{64 << 10, 64 << 10};
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(3);
+    state.epoch = 2;
+    try {
+      save_checkpoint(path, model.module(), kSpec, state, opt.get());
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      const bool ok = what.find(path) != std::string::npos &&
+                      what.find(std::system_category().message(EFBIG)) != std::string::npos;
+      if (!ok) std::fprintf(stderr, "unexpected message: %s\n", what.c_str());
+      _exit(ok ? 0 : 2);
+    }
+    _exit(1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("child status " << status);
+  REQUIRE(WIFEXITED(status));  // a crash (SIGABRT from LibTorch's file writer) fails here
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
+  CHECK(file_bytes(path) == before);
+  Classifier again = make_model(kSpec);
+  CHECK(load_checkpoint(path, again.module(), kSpec).epoch == 1);
+}
+
+TEST_CASE("a checkpoint with a flipped byte, or cut short, is refused with a clear error") {
+  TempDir dir("corrupt");
+  const std::string path = dir / "ckpt.pt";
+  Classifier model = make_model(kSpec);
+  save_checkpoint(path, model.module(), kSpec, TrainingState());
+  const std::string good = file_bytes(path);
+
+  // Still a zip, and the comment's CRC32 is that of every byte before it (Python's zipfile
+  // and zlib as the reference).
+  const std::string check =
+      std::string(MOBILENET_PYTHON) +
+      " -c \"import sys,zipfile,zlib;d=open(sys.argv[1],'rb').read();z=zipfile.ZipFile(sys.argv[1]);"
+      "c=z.comment;assert z.testzip() is None;assert c.startswith(b'mobilenet checkpoint crc32=');"
+      "assert int(c[-8:],16)==zlib.crc32(d[:len(d)-len(c)]),c\" " +
+      path;
+  CHECK(std::system(check.c_str()) == 0);
+
+  auto flipped = good;
+  flipped[flipped.size() / 2] ^= 0x10;  // inside the largest tensor: LibTorch alone would not notice
+  write_bytes(path, flipped);
+  const std::string corrupt = "checkpoint '" + path + "' is corrupt: checksum mismatch";
+  CHECK_THROWS_WITH_AS(load_checkpoint(path, model.module(), kSpec), contains(corrupt),
+                       c10::Error);
+  CHECK_THROWS_WITH_AS(read_model_spec(path), contains(corrupt), c10::Error);
+
+  const std::string truncated =
+      "checkpoint '" + path + "' is truncated or not a mobilenet checkpoint";
+  for (size_t keep : {good.size() / 2, good.size() - 1, size_t(0)}) {
+    CAPTURE(keep);
+    write_bytes(path, good.substr(0, keep));
+    CHECK_THROWS_WITH_AS(load_checkpoint(path, model.module(), kSpec), contains(truncated),
+                         c10::Error);
+  }
+  CHECK_THROWS_WITH_AS(read_model_spec(dir / "missing.pt"),
+                       contains("cannot read '" + dir / "missing.pt" + "': " +
+                                std::system_category().message(ENOENT)),
+                       c10::Error);
+  write_bytes(path, good);
+  CHECK(load_checkpoint(path, model.module(), kSpec).epoch == 0);
+}
+
+TEST_CASE("saving to a relative path works, and saving into a missing folder or reading a FIFO "
+          "names the file and the reason") {
+  // A relative path: the folder fsynced after the rename is ".".
+  const std::string name = "mobilenet-atomic-" + std::to_string(getpid()) + ".pt";
+  Classifier model = make_model(kSpec);
+  TrainingState state;
+  state.epoch = 7;
+  save_checkpoint(name, model.module(), kSpec, state);
+  CHECK_FALSE(std::filesystem::exists(name + ".tmp"));
+  CHECK(load_checkpoint(name, model.module(), kSpec).epoch == 7);
+  std::filesystem::remove(name);
+
+  TempDir dir("atomic");
+  const std::string missing = dir / "no-such-folder/x.pt";
+  CHECK_THROWS_WITH_AS(save_checkpoint(missing, model.module(), kSpec, state),
+                       contains("cannot write '" + missing + "'"), c10::Error);
+  CHECK_THROWS_WITH_AS(save_checkpoint(missing, model.module(), kSpec, state),
+                       contains(std::system_category().message(ENOENT)), c10::Error);
+  // A FIFO is refused instead of blocking the reader forever.
+  const std::string fifo = dir / "fifo.pt";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(read_model_spec(fifo), contains("not a regular file"), c10::Error);
 }

@@ -61,6 +61,7 @@ struct Config {
   uint64_t seed = 0;
   double clip_grad = 0.0;
   int64_t max_train_images = 0, max_val_images = 0, nproc = 1;
+  int64_t max_image_pixels = mobilenet::DecodeOptions().max_pixels();
   double dist_timeout_s = 300;
 };
 
@@ -157,6 +158,9 @@ void add_flags(CLI::App& app, Config& c) {
       ->check(CLI::Range(int64_t(1), int64_t(1024)));
   opt("--dist-timeout", c.dist_timeout_s, "seconds a rank waits for the others (rendezvous too)")
       ->check(CLI::Range(1.0, 86400.0 * 7));
+  opt("--max-image-pixels", c.max_image_pixels,
+      "refuse images with more pixels (read from the header; 11 bytes/pixel at most per worker)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   opt("--max-train-images", c.max_train_images, "use only the first N training images (0: all)")->check(CLI::NonNegativeNumber);
   opt("--max-val-images", c.max_val_images, "use only the first N validation images (0: all)")->check(CLI::NonNegativeNumber);
 }
@@ -201,6 +205,7 @@ mobilenet::Transform make_train_transform(const Config& c) {
                                       mobilenet::RandomResizedCropOptions().scale_min(c.min_crop_scale));
   if (c.cutout > 0) t.cutout(mobilenet::CutoutOptions().size(c.cutout).fill(mobilenet::CutoutFill::random_color));
   if (c.randaugment_n > 0) t.randaugment(mobilenet::RandAugmentOptions(c.randaugment_n, c.randaugment_m));
+  t.max_image_pixels(c.max_image_pixels);
   return t;
 }
 
@@ -308,7 +313,7 @@ int main(int argc, char** argv) {
     const auto spec = mobilenet::ModelSpec().arch(c.arch).num_classes(int64_t(names.size()))
                           .width_mult(c.width_mult).output_stride(c.output_stride).image_size(c.image_size)
                           .normalize(c.normalize).eval_resize(c.eval_resize).class_names(names);
-    mobilenet::DataLoader val_loader(val_samples, mobilenet::eval_transform_for(spec),
+    mobilenet::DataLoader val_loader(val_samples, mobilenet::eval_transform_for(spec).max_image_pixels(c.max_image_pixels),
                                      mobilenet::LoaderOptions(loader_options).shuffle(false));
 
     // Model.
@@ -349,7 +354,17 @@ int main(int argc, char** argv) {
     auto optimizer = mobilenet::make_optimizer(
         model.module(), mobilenet::OptimizerOptions(c.optimizer, c.lr).weight_decay(c.weight_decay).momentum(c.momentum));
     mobilenet::Trainer trainer(model, spec, std::move(optimizer), make_loss(c), options);
-    const mobilenet::FitResult result = trainer.fit(train_loader, val_loader);
+    mobilenet::FitResult result;
+    try {
+      result = trainer.fit(train_loader, val_loader);
+    } catch (const c10::Error& e) {
+      // Say which files could not be read (the loader counted them).
+      for (const auto* loader : {&train_loader, &val_loader}) {
+        const std::string unreadable = loader->skipped_summary();
+        if (!unreadable.empty()) log << (loader == &train_loader ? "training: " : "validation: ") << unreadable << "\n";
+      }
+      throw;
+    }
     if (result.status == mobilenet::FitStatus::interrupted) return 130;
     if (result.status == mobilenet::FitStatus::non_finite) return 2;
     if (!comm->is_main()) return 0;

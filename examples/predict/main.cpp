@@ -38,21 +38,6 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
-// A file name as it may be printed: control characters as \xNN.
-std::string printable(const std::string& s) {
-  std::string out;
-  for (unsigned char ch : s) {
-    if (ch < 0x20 || ch == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
-      out += buf;
-    } else {
-      out += char(ch);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,7 +69,7 @@ int main(int argc, char** argv) {
 
     std::vector<std::string> files;
     for (const auto& in : inputs) {
-      TORCH_CHECK(fs::exists(in), "no such file or folder: '", printable(in), "'");
+      TORCH_CHECK(fs::exists(in), "no such file or folder: '", mobilenet::escape_path(in), "'");
       if (fs::is_directory(in)) {
         for (const auto& e : fs::recursive_directory_iterator(in)) {
           if (e.is_regular_file() && is_image(e.path())) files.push_back(e.path().string());
@@ -94,7 +79,7 @@ int main(int argc, char** argv) {
       }
     }
     TORCH_CHECK(!files.empty(), "no image (.jpg, .jpeg, .png) in ", inputs.size(), " input(s), e.g. '",
-                printable(inputs.front()), "'");
+                mobilenet::escape_path(inputs.front()), "'");
     std::sort(files.begin(), files.end());
     int64_t failed = 0;
     for (const auto& file : files) {
@@ -116,7 +101,7 @@ int main(int argc, char** argv) {
         }
         std::cout << "]}\n";
       } else {
-        std::cout << printable(file) << ":";
+        std::cout << mobilenet::escape_path(file) << ":";
         if (p.labels.empty()) std::cout << " (no label)";
         for (const auto& l : p.labels) {
           std::cout << " " << l.name << " " << std::fixed << std::setprecision(3) << l.probability;

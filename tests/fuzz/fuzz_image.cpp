@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr int64_t kMaxFuzzPixels = int64_t(1) << 22;
   try {
     mobilenet::ImageInfo info = mobilenet::probe_image(data, size, "<fuzz>");
-    if (info.size.height * info.size.width > kMaxFuzzPixels) return 0;
+    // Divided, not multiplied: a PNG header's 32-bit sides overflow int64 when multiplied.
+    if (info.size.width > 0 && info.size.height > kMaxFuzzPixels / info.size.width) return 0;
     torch::Tensor rgb = mobilenet::decode_image(data, size, "<fuzz>");
     (void)rgb;
     static const mobilenet::Transform transform =

@@ -19,6 +19,8 @@
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/sample.hpp>
 #include <mobilenet/data/transforms.hpp>
+#include <mobilenet/detail/escape.hpp>
+#include <mobilenet/detail/escape_path.hpp>
 
 #include <torch/torch.h>
 
@@ -30,6 +32,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -110,22 +113,25 @@ class DataLoader {
     }
     capacity_ = options_.prefetch() > 0 ? options_.prefetch() : 2 * options_.workers();
     if (options_.pin_memory() && !torch::cuda::is_available()) options_.pin_memory(false);
-    for (int64_t i = 0; i < options_.workers(); ++i) workers_.emplace_back([this] { work(); });
+    workers_.reserve(size_t(options_.workers()));
+    try {
+      for (int64_t i = 0; i < options_.workers(); ++i) workers_.emplace_back([this] { work(); });
+    } catch (const std::exception& e) {
+      // Out of threads or memory for their stacks (std::system_error) or state (bad_alloc). Join the ones already started: a joinable
+      // std::thread destroyed while unwinding would call std::terminate.
+      const size_t started = workers_.size();
+      stop_workers();
+      TORCH_CHECK(false, "DataLoader: cannot start worker thread ", started + 1, " of ",
+                  options_.workers(), ": ", e.what(),
+                  " (use fewer workers, or raise the process's thread or memory limit)");
+    }
   }
 
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
   /// Stops the workers mid-epoch if needed and joins them.
-  ~DataLoader() {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      shutdown_ = true;
-      generation_.fetch_add(1);
-    }
-    work_cv_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
+  ~DataLoader() { stop_workers(); }
 
   /// Samples this rank sees per epoch.
   int64_t samples_per_epoch() const {
@@ -150,6 +156,7 @@ class DataLoader {
     num_batches_ = batches_per_epoch();
     next_schedule_ = 0;
     next_yield_ = 0;
+    attempted_ = 0;
     skipped_.clear();
     running_ = true;
     lock.unlock();
@@ -173,6 +180,7 @@ class DataLoader {
       ++next_yield_;
       work_cv_.notify_all();
       skipped_.insert(skipped_.end(), r.skipped.begin(), r.skipped.end());
+      attempted_ += int64_t(r.skipped.size()) + (r.batch.ids.defined() ? r.batch.ids.size(0) : 0);
       if (r.error) {
         cancel_locked(lock);
         std::rethrow_exception(r.error);
@@ -191,6 +199,27 @@ class DataLoader {
   std::vector<SkippedImage> skipped() const {
     std::unique_lock<std::mutex> lock(mutex_);
     return skipped_;
+  }
+
+  /// Images the current (or last) epoch has delivered or skipped so far: the "of M" to
+  /// skipped().size()'s "N".
+  int64_t images_attempted() const {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return attempted_;
+  }
+
+  /// "2 of 37 images unreadable: a.jpg, b\x0a.jpg" for the current (or last) epoch, naming
+  /// the first `max_names` (control characters escaped by escape_path, then "and K more"); empty
+  /// when none was skipped. For programs that fail when too much data is unreadable.
+  std::string skipped_summary(size_t max_names = 3) const {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (skipped_.empty()) return {};
+    std::ostringstream s;
+    s << skipped_.size() << " of " << attempted_ << " images unreadable: ";
+    for (size_t i = 0; i < skipped_.size() && i < max_names; ++i)
+      s << (i ? ", " : "") << detail::escape_path(skipped_[i].path);
+    if (skipped_.size() > max_names) s << " and " << skipped_.size() - max_names << " more";
+    return s.str();
   }
 
   /// The options in effect.
@@ -260,12 +289,23 @@ class DataLoader {
     results_.clear();
   }
 
+  void stop_workers() {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      shutdown_ = true;
+      generation_.fetch_add(1);
+    }
+    work_cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+
   void report_locked() const {
     if (!options_.report_skipped() || skipped_.empty()) return;
     std::cerr << "DataLoader: epoch " << epoch_ << " skipped " << skipped_.size()
               << " unreadable image(s):\n";
     for (const SkippedImage& s : skipped_)
-      std::cerr << "  id " << s.id << ": " << s.reason << "\n";
+      // The reason names the file already escaped (ImageError); other messages may hold raw bytes.
+      std::cerr << "  id " << s.id << ": " << detail::escape_control_chars(s.reason) << "\n";
   }
 
   void work() {
@@ -374,6 +414,7 @@ class DataLoader {
   int64_t epoch_ = 0;
   std::vector<int64_t> order_;
   int64_t num_batches_ = 0, next_schedule_ = 0, next_yield_ = 0, in_flight_ = 0;
+  int64_t attempted_ = 0;
   std::map<int64_t, Result> results_;
   std::vector<SkippedImage> skipped_;
   std::vector<torch::Tensor> pool_;

@@ -3,6 +3,8 @@
 /// state_dicts shared with Python: read what `torch.save(dict(model.state_dict()), path)`
 /// writes, and write files `model.load_state_dict(torch.load(path))` accepts.
 
+#include <mobilenet/detail/atomic_file.hpp>
+
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -140,23 +142,16 @@ inline LoadReport load_weights(torch::nn::Module& module, const std::string& pat
 }
 
 /// Writes `module`'s state_dict as a dict Python loads with torch.load and
-/// `load_state_dict` accepts. The file is written to a temporary name and renamed, so a
-/// crash never leaves a truncated file behind.
+/// `load_state_dict` accepts. The file is written to a temporary name, synced and renamed, so
+/// a crash or a full disk never leaves a truncated file behind.
 inline void save_weights(const torch::nn::Module& module, const std::string& path) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& [name, tensor] : state_dict(module)) {
     dict.insert(name, tensor.detach().cpu().contiguous());
   }
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    TORCH_CHECK(out, "save_weights: cannot write '", tmp, "'");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    TORCH_CHECK(out.good(), "save_weights: error writing '", tmp, "'");
-  }
-  TORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "save_weights: cannot rename '", tmp,
-              "' to '", path, "'");
+  // Checked writes, fsync, atomic rename; a full disk throws and leaves no temporary.
+  detail::write_file_atomically(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 }  // namespace mobilenet

@@ -3,12 +3,12 @@
 /// Training checkpoints: model, optimizer, scaler, schedule position, RNG and config, written
 /// atomically; loading refuses a checkpoint made for another architecture or class count.
 
+#include <mobilenet/detail/checksummed_archive.hpp>
 #include <mobilenet/models/factory.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -53,14 +53,11 @@ inline c10::IValue read_value(torch::serialize::InputArchive& in, const std::str
 }
 }  // namespace detail
 
-/// Reads only the model description (to rebuild the model before load_checkpoint).
+/// Reads only the model description (to rebuild the model before load_checkpoint). Like
+/// load_checkpoint, verifies the file's checksum first: a truncated or corrupt file throws.
 inline ModelSpec read_model_spec(const std::string& path) {
   torch::serialize::InputArchive in;
-  try {
-    in.load_from(path);
-  } catch (const c10::Error& e) {
-    TORCH_CHECK(false, "cannot read checkpoint '", path, "': ", e.what_without_backtrace());
-  }
+  detail::load_archive(in, path);
   ModelSpec spec;
   spec.arch(detail::read_value(in, "spec.arch", path).toStringRef());
   spec.num_classes(detail::read_value(in, "spec.num_classes", path).toInt());
@@ -77,14 +74,15 @@ inline ModelSpec read_model_spec(const std::string& path) {
   return spec;
 }
 
-/// Writes everything needed to resume to `path` (via a temporary file and rename, so an
-/// interrupted write never replaces a good checkpoint). `optimizer` may be null.
 /// Writes an extra part of a checkpoint (the EMA of the weights: ModelEma::save).
 using ArchiveWriter = std::function<void(torch::serialize::OutputArchive&)>;
 /// Reads it back (ModelEma::load).
 using ArchiveReader = std::function<void(torch::serialize::InputArchive&)>;
 
-/// `ema`, when given, writes the EMA of the weights into its own part of the checkpoint.
+/// Writes everything needed to resume to `path`, with a checksum, atomically: a crash or a full
+/// disk leaves the previous file as it was (no `.tmp` either) and throws naming the reason.
+/// `optimizer` may be null. `ema`, when given, writes the EMA of the weights into its own part
+/// of the checkpoint.
 inline void save_checkpoint(const std::string& path, const torch::nn::Module& model,
                             const ModelSpec& spec, const TrainingState& state,
                             const torch::optim::Optimizer* optimizer = nullptr,
@@ -129,10 +127,7 @@ inline void save_checkpoint(const std::string& path, const torch::nn::Module& mo
     ema(ema_archive);
     out.write("ema", ema_archive);
   }
-  const std::string tmp = path + ".tmp";
-  out.save_to(tmp);
-  TORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "save_checkpoint: cannot rename '",
-              tmp, "' to '", path, "'");
+  detail::save_archive(out, path);
 }
 
 /// Loads `path` into `model` (and `optimizer`, when given), checking that it was written for
@@ -146,7 +141,7 @@ inline TrainingState load_checkpoint(const std::string& path, torch::nn::Module&
   TORCH_CHECK(saved.same_architecture(spec), "checkpoint '", path, "' is for ", saved.describe(),
               ", but the model is ", spec.describe());
   torch::serialize::InputArchive in;
-  in.load_from(path);
+  detail::load_archive(in, path);
   torch::serialize::InputArchive model_archive;
   TORCH_CHECK(in.try_read("model", model_archive), "checkpoint '", path, "' has no model");
   model.load(model_archive);
