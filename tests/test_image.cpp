@@ -13,6 +13,7 @@
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/transforms.hpp>
 
+#include "fixtures.hpp"
 #include "support.hpp"
 
 #include <torch/torch.h>
@@ -34,69 +35,17 @@
 
 namespace {
 
-struct Ref {
-  std::string name, kind, dtype;
-  std::vector<int64_t> dims;
-  std::vector<double> extra;
-};
+using mobilenet::test::FixtureSet;
+using mobilenet::test::max_abs_diff;
+using mobilenet::test::max_abs_diff_f;
+using mobilenet::test::Ref;
 
-struct Fixtures {
-  std::string dir;
-  std::map<std::string, Ref> refs;
-
-  Fixtures() {
-    dir = "image_fixtures";
-    std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
-                      "/python/image_fixtures.py " + dir;
-    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "fixture script failed: " << cmd);
-    std::ifstream manifest(dir + "/manifest.txt");
-    std::string line;
-    while (std::getline(manifest, line)) {
-      std::istringstream in(line);
-      Ref r;
-      in >> r.name >> r.kind >> r.dtype;
-      r.dims.resize(3);
-      in >> r.dims[0] >> r.dims[1] >> r.dims[2];
-      double e;
-      while (in >> e) r.extra.push_back(e);
-      refs[r.name] = r;
-    }
-    REQUIRE(refs.size() > 20);
-  }
-
-  std::string path(const std::string& file) const { return dir + "/" + file; }
-
-  const Ref& ref(const std::string& name) const {
-    auto it = refs.find(name);
-    REQUIRE_MESSAGE(it != refs.end(), "missing reference " << name);
-    return it->second;
-  }
-
-  torch::Tensor load(const std::string& name) const {
-    const Ref& r = ref(name);
-    auto dtype = r.dtype == "u8" ? torch::kUInt8 : torch::kFloat;
-    torch::Tensor t = torch::empty(r.dims, dtype);
-    std::ifstream in(dir + "/" + name + ".bin", std::ios::binary);
-    in.read(static_cast<char*>(t.data_ptr()), std::streamsize(t.nbytes()));
-    REQUIRE(in.gcount() == std::streamsize(t.nbytes()));
-    return t;
-  }
-};
-
-const Fixtures& fixtures() {
-  static Fixtures f;
+const FixtureSet& fixtures() {
+  static FixtureSet f("image_fixtures.py", "image_fixtures", 20);
   return f;
 }
 
-int max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  REQUIRE((a.sizes() == b.sizes()));
-  return (a.to(torch::kInt) - b.to(torch::kInt)).abs().max().item<int>();
-}
 
-double max_abs_diff_f(const torch::Tensor& a, const torch::Tensor& b) {
-  REQUIRE((a.sizes() == b.sizes()));
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
 
 void check_image_error(const std::string& file) {
   const std::string p = fixtures().path(file);

@@ -30,74 +30,23 @@
 #include <string>
 #include <vector>
 
+#include "fixtures.hpp"
+
 namespace {
 
-struct Ref {
-  std::string name, kind, dtype;
-  std::vector<int64_t> dims;
-  std::vector<double> extra;
-};
+using mobilenet::test::FixtureSet;
+using mobilenet::test::max_abs_diff;
+using mobilenet::test::max_abs_diff_f;
+using mobilenet::test::Ref;
 
-// The manifest format of image_fixtures.py: `name kind dtype d0 d1 d2 [extra...]`.
-struct Fixtures {
-  std::string dir = "transforms_fixtures";
-  std::vector<Ref> list;
-  std::map<std::string, Ref> refs;
-
-  Fixtures() {
-    const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
-                            "/python/transforms_reference.py " + dir;
-    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "reference script failed: " << cmd);
-    std::ifstream manifest(dir + "/manifest.txt");
-    std::string line;
-    while (std::getline(manifest, line)) {
-      std::istringstream in(line);
-      Ref r;
-      in >> r.name >> r.kind >> r.dtype;
-      r.dims.resize(3);
-      in >> r.dims[0] >> r.dims[1] >> r.dims[2];
-      double e;
-      while (in >> e) r.extra.push_back(e);
-      list.push_back(r);
-      refs[r.name] = r;
-    }
-    REQUIRE(list.size() > 50);
-  }
-
-  std::string path(const std::string& file) const { return dir + "/" + file; }
-
-  const Ref& ref(const std::string& name) const {
-    auto it = refs.find(name);
-    REQUIRE_MESSAGE(it != refs.end(), "missing reference " << name);
-    return it->second;
-  }
-
-  torch::Tensor load(const std::string& name) const {
-    const Ref& r = ref(name);
-    torch::Tensor t = torch::empty(r.dims, r.dtype == "u8" ? torch::kUInt8 : torch::kFloat);
-    std::ifstream in(path(name + ".bin"), std::ios::binary);
-    in.read(static_cast<char*>(t.data_ptr()), std::streamsize(t.nbytes()));
-    REQUIRE(in.gcount() == std::streamsize(t.nbytes()));
-    return t;
-  }
-};
-
-const Fixtures& fixtures() {
-  static Fixtures f;
+const FixtureSet& fixtures() {
+  static FixtureSet f("transforms_reference.py", "transforms_fixtures", 51);
   return f;
 }
 
 torch::Tensor input(int i) { return fixtures().load("input_" + std::to_string(i)); }
 
-int max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  REQUIRE((a.sizes() == b.sizes()));
-  return (a.to(torch::kInt) - b.to(torch::kInt)).abs().max().item<int>();
-}
 
-double max_abs_diff_f(const torch::Tensor& a, const torch::Tensor& b) {
-  REQUIRE((a.sizes() == b.sizes()));
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
 
 // Fraction of HxWx3 pixels with any channel different.
 double pixels_differing(const torch::Tensor& a, const torch::Tensor& b) {

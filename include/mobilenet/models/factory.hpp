@@ -108,28 +108,19 @@ class Classifier {
 /// Example: `Classifier net = make_model(ModelSpec().num_classes(6).width_mult(0.5));`
 inline Classifier make_model(const ModelSpec& spec, const InitPolicy& init = InitPolicy::torchvision(),
                              const NormLayer& norm = nullptr) {
-  Classifier net;
-  if (spec.arch() == "mobilenet_v2") {
-    MobileNetV2 m(MobileNetV2Options()
-                      .num_classes(spec.num_classes())
-                      .width_mult(spec.width_mult())
-                      .output_stride(spec.output_stride())
-                      .norm_layer(norm));
+  // Both option types share these setters; one lambda per architecture keeps them in step.
+  auto build = [&](auto holder_type, auto options) -> Classifier {
+    using Holder = decltype(holder_type);
+    Holder m(options.num_classes(spec.num_classes())
+                 .width_mult(spec.width_mult())
+                 .output_stride(spec.output_stride())
+                 .norm_layer(norm));
     init_model(*m, init);
-    net = m;
-  } else if (spec.arch() == "mobilenet_v1") {
-    MobileNetV1 m(MobileNetV1Options()
-                      .num_classes(spec.num_classes())
-                      .width_mult(spec.width_mult())
-                      .output_stride(spec.output_stride())
-                      .norm_layer(norm));
-    init_model(*m, init);
-    net = m;
-  } else {
-    TORCH_CHECK(false, "make_model: unknown arch '", spec.arch(),
-                "' (known: mobilenet_v2, mobilenet_v1)");
-  }
-  return net;
+    return m;
+  };
+  if (spec.arch() == "mobilenet_v2") return build(MobileNetV2(nullptr), MobileNetV2Options());
+  if (spec.arch() == "mobilenet_v1") return build(MobileNetV1(nullptr), MobileNetV1Options());
+  TORCH_CHECK(false, "make_model: unknown arch '", spec.arch(), "' (known: mobilenet_v2, mobilenet_v1)");
 }
 
 }  // namespace mobilenet
