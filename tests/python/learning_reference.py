@@ -14,8 +14,8 @@ mobilenet::Trainer does it:
 With --init-out it first writes the initial weights (a plain dict of the state_dict) so the C++
 side starts from the same ones (coco_train --weights).
 
-  /usr/bin/python3 learning_reference.py --data DIR --image-size 64 --batch-size 16 --epochs 5 \
-      --lr 2e-3 --warmup-epochs 0.5 --seed 0 --init-out init.pt
+  /usr/bin/python3 learning_reference.py --data DIR --image-size 64 --width-mult 0.5 --batch-size 16 \
+      --epochs 8 --lr 3e-3 --warmup-epochs 0.5 --seed 0 --init-out init.pt
 """
 import argparse
 import json
@@ -66,6 +66,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
     p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--width-mult", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -86,7 +87,7 @@ def main():
     eval_tf = T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BILINEAR), T.ToTensor(), norm])
     train = CocoMultiLabel(f"{a.data}/annotations/instances_train.json", f"{a.data}/train", train_tf)
     val = CocoMultiLabel(f"{a.data}/annotations/instances_val.json", f"{a.data}/val", eval_tf)
-    model = torchvision.models.mobilenet_v2(num_classes=train.num_classes)
+    model = torchvision.models.mobilenet_v2(num_classes=train.num_classes, width_mult=a.width_mult)
     if a.init_out:
         torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, a.init_out)
     decay = [q for q in model.parameters() if q.dim() > 1]
