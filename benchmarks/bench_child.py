@@ -25,19 +25,18 @@ def _say(pairs):
     sys.stdout.flush()
 
 
-def serve(handlers, set_torch_threads=True):
-    info = {"python": platform.python_version(),
+def serve(handlers, use_torch=True):
+    """use_torch=False: torch is not imported (its memory would count in a peak-RSS benchmark);
+    the reported thread count is then the one asked for."""
+    info = {"python": platform.python_version(), "threads": threads(),
             "removed_env_absent": "no" if any(v in os.environ for v in REMOVED_ENV) else "yes"}
-    try:
+    if use_torch:
         import torch
-        if set_torch_threads:
-            torch.set_num_threads(threads())
+        import torchvision
+        torch.set_num_threads(threads())
         info["torch"] = torch.__version__
         info["threads"] = torch.get_num_threads()
-        import torchvision
         info["torchvision"] = torchvision.__version__
-    except ImportError:
-        info["threads"] = threads()
     _say(info)
     for line in sys.stdin:
         words = line.split()

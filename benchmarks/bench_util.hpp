@@ -341,17 +341,25 @@ class Harness {
 
   /// One result line: medians, bests, the ratio of the medians and the goal.
   void report(const Series& s) const {
-    std::printf("  %-26s C++ %9.2f %-5s (best %9.2f)  Python %9.2f (best %9.2f)  "
-                "C++/Python %.2fx%s%s%s%s\n",
+    std::printf("  %-34s C++ %9.2f %-5s (best %9.2f)  Python %9.2f (best %9.2f)  "
+                "C++/Python %.2fx%s%s%s%s%s\n",
                 s.name.c_str(), median(s.cpp), s.unit.c_str(), s.best(s.cpp), median(s.py),
-                s.best(s.py), s.ratio(), s.goal.empty() ? "" : " (goal ", s.goal.c_str(),
-                s.goal.empty() ? "" : ")", mark().c_str());
+                s.best(s.py), s.ratio(), speedup(s).c_str(), s.goal.empty() ? "" : " (goal ",
+                s.goal.c_str(), s.goal.empty() ? "" : ")", mark().c_str());
     std::fflush(stdout);
+  }
+
+  /// For times and sizes: " (Python/C++ N.Nx)", easier to read than a small ratio.
+  static std::string speedup(const Series& s) {
+    if (s.higher_is_better || s.ratio() <= 0) return "";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (Python/C++ %.1fx)", 1 / s.ratio());
+    return buf;
   }
 
   /// Prints the per-round values of a series (to judge the spread).
   void report_rounds(const Series& s) const {
-    std::printf("  %-26s C++:", s.name.c_str());
+    std::printf("  %-34s C++:", s.name.c_str());
     for (double v : s.cpp) std::printf(" %.2f", v);
     std::printf("  Python:");
     for (double v : s.py) std::printf(" %.2f", v);

@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   std::vector<mobilenet::Sample> samples;
   for (int64_t i = 0; i < images; ++i) samples.push_back({path(i), {0.f}, i});
 
-  bench::PythonChild python(script, {dir, std::to_string(images), std::to_string(repeats)}, 1);
+  bench::PythonChild python(script, {"serve", dir, std::to_string(images), std::to_string(repeats)}, 1);
   harness.check_child(python, 1);
   std::printf("\n");
 

@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
       const auto& p = per.at(n);
       harness.report(p.map);
       harness.report(p.f1);
-      std::printf("  %-26s add %.3f ms, tune thresholds %.3f ms (C++ only), max |metric diff| "
+      std::printf("  %-34s add %.3f ms, tune thresholds %.3f ms (C++ only), max |metric diff| "
                   "vs scikit-learn %.1e%s\n",
                   "", bench::median(p.add), bench::median(p.tune), p.diff, harness.mark().c_str());
       if (p.diff > 1e-9) status = 1;
