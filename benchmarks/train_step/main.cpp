@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
   app.add_option("--profile", profile,
                  "write one training step's autograd profile (Chrome trace JSON) and exit");
   app.add_flag("--no-allocator-tuning", no_tuning, "keep glibc malloc's default thresholds");
+  int64_t cpp_steps = 0;
+  app.add_option("--cpp-only", cpp_steps,
+                 "time this many C++ training steps (wall and CPU seconds per step) and exit: "
+                 "for A/B tests of library changes, no Python, no load check");
   app.add_option("--defer-loss", defer_loss, "TrainStepOptions::defer_loss (no .item() per step)")
       ->capture_default_str();
   bench::add_harness_flags(app, harness_options);
@@ -79,7 +83,7 @@ int main(int argc, char** argv) {
   torch::set_num_threads(static_cast<int>(threads));
   const torch::Device device(device_name);
   bench::Harness harness("bench_train_step", harness_options);
-  if (profile.empty() &&
+  if (profile.empty() && cpp_steps == 0 &&
       !harness.start({{"threads", std::to_string(threads) + " intra-op (both sides)"},
                       {"training", "batch " + std::to_string(batch) + ", " +
                                        std::to_string(size) + "x" + std::to_string(size) +
@@ -115,6 +119,52 @@ int main(int argc, char** argv) {
   model->train();
   for (int i = 0; i < 2; ++i) mobilenet::train_step(model, *opt, scaler, loss, x, y, options);
   sync();
+  if (cpp_steps > 0) {
+    std::vector<double> wall, cpu;
+    for (int64_t i = 0; i < cpp_steps; ++i) {
+      const double t = bench::now(), c = bench::cpu_now();
+      mobilenet::train_step(model, *opt, scaler, loss, x, y, options);
+      sync();
+      wall.push_back(bench::now() - t);
+      cpu.push_back(bench::cpu_now() - c);
+    }
+    std::printf("C++ step: median %.3f s wall, %.3f s CPU (min %.3f / %.3f), load %.2f\n",
+                bench::median(wall), bench::median(cpu), *std::min_element(wall.begin(), wall.end()),
+                *std::min_element(cpu.begin(), cpu.end()), bench::load_average_1min());
+    // Batch-1 forward, CPU milliseconds (median of `runs`): eager and prepared.
+    auto x1 = x.narrow(0, 0, 1).clone();
+    model->eval();
+    auto cpu_ms = [&](auto&& fn) {
+      for (int i = 0; i < 3; ++i) fn();
+      std::vector<double> v;
+      for (int64_t i = 0; i < runs; ++i) {
+        const double c = bench::cpu_now();
+        fn();
+        v.push_back(1000 * (bench::cpu_now() - c));
+      }
+      return bench::median(v);
+    };
+    double eager = 0;
+    {
+      c10::InferenceMode guard;
+      eager = cpu_ms([&] { model->forward(x1); });
+    }
+    for (auto format : {mobilenet::InferenceMemoryFormat::kChannelsLast,
+                        mobilenet::InferenceMemoryFormat::kContiguous}) {
+      for (bool backends : {false, true}) {
+        auto prepared = mobilenet::prepare_for_inference(
+            *model, mobilenet::InferenceOptions().example_input(x1).memory_format(format)
+                        .choose_backends(backends));
+        std::printf("C++ batch-1 CPU ms: eager %.2f, prepared %s%s %.2f (%lld of %lld convs "
+                    "MKL-DNN)\n", eager,
+                    format == mobilenet::InferenceMemoryFormat::kChannelsLast ? "NHWC" : "NCHW",
+                    backends ? " +backends" : "", cpu_ms([&] { prepared.forward(x1); }),
+                    (long long)prepared.num_mkldnn_convolutions(),
+                    (long long)prepared.num_convolutions());
+      }
+    }
+    return 0;
+  }
   if (!profile.empty()) {
     {
       torch::autograd::profiler::RecordProfile guard(profile);
