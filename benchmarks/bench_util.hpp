@@ -100,6 +100,17 @@ inline double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/// Runs a benchmark's main body and turns an exception into a message and exit status 1.
+template <typename Body>
+int guarded(const char* program, Body&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 1;
+  }
+}
+
 /// --rounds and --allow-load, shared by every benchmark.
 struct HarnessOptions {
   /// Interleaved C++/Python rounds; the medians over them are reported.
@@ -158,6 +169,8 @@ inline std::string cpu_model() {
 class PythonChild {
  public:
   PythonChild(const std::string& script, const std::vector<std::string>& args, int threads) {
+    // A child that dies must surface as an error from round(), not kill us on the next write.
+    signal(SIGPIPE, SIG_IGN);
     int to_child[2], from_child[2];
     if (pipe(to_child) != 0 || pipe(from_child) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
@@ -206,8 +219,9 @@ class PythonChild {
 
   /// Runs one round and returns the child's "key value" numbers.
   std::map<std::string, double> round(const std::string& command) {
-    std::fputs((command + "\n").c_str(), out_);
-    std::fflush(out_);
+    if (std::fputs((command + "\n").c_str(), out_) < 0 || std::fflush(out_) != 0) {
+      throw std::runtime_error("the Python side is gone (could not send '" + command + "')");
+    }
     std::map<std::string, double> numbers;
     for (const auto& [k, v] : read_answer(command)) numbers[k] = std::stod(v);
     return numbers;

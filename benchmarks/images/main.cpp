@@ -38,7 +38,7 @@ mobilenet::Transform make_transform(const std::string& mode) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_benchmark(int argc, char** argv) {
   CLI::App app{"Image pipeline benchmark: mobilenet (C++) vs PIL + torchvision (Python)"};
   int64_t images = 200, repeats = 2;
   std::string dir = "bench_images_data", modes_arg = "rrc256,square224,square256";
@@ -139,4 +139,8 @@ int main(int argc, char** argv) {
   std::printf("per round\n");
   for (const auto& s : series) harness.report_rounds(s.core);
   return 0;
+}
+
+int main(int argc, char** argv) {
+  return bench::guarded("bench_images", [&] { return run_benchmark(argc, argv); });
 }

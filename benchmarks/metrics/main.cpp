@@ -85,7 +85,7 @@ Ours run_ours(const RowMatrix& scores, const RowMatrix& targets) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_benchmark(int argc, char** argv) {
   bench::HarnessOptions harness_options;
   const auto rest = bench::parse_harness_flags(argc, argv, harness_options);
   const bool quick = std::find(rest.begin(), rest.end(), "--quick") != rest.end();
@@ -166,4 +166,8 @@ int main(int argc, char** argv) {
   std::printf("add: copying the batch into the accumulator (once per evaluation, not in the "
               "ratios).\n");
   return status;
+}
+
+int main(int argc, char** argv) {
+  return bench::guarded("bench_metrics", [&] { return run_benchmark(argc, argv); });
 }

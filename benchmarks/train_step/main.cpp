@@ -50,7 +50,7 @@ double median_ms(Fn&& fn, int64_t warmup, int64_t runs) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_benchmark(int argc, char** argv) {
   CLI::App app{"Train-step and latency benchmark: mobilenet (C++) vs torchvision (Python)"};
   int64_t batch = 32, size = 224, threads = 2, steps = 3, runs = 30, big_batch = 32,
           big_runs = 3;
@@ -240,4 +240,8 @@ int main(int argc, char** argv) {
   std::printf("per round\n");
   for (const auto* s : {&train, &one, &one_frozen, &big}) harness.report_rounds(*s);
   return 0;
+}
+
+int main(int argc, char** argv) {
+  return bench::guarded("bench_train_step", [&] { return run_benchmark(argc, argv); });
 }
