@@ -17,7 +17,7 @@ fail() { echo "e2e: FAIL: $*" >&2; exit 1; }
 # 1. Train 4 epochs, then resume the same run for 2 more.
 train --epochs 4 --out "$tmp/run"
 [[ -f $tmp/run/last.pt && -f $tmp/run/best.pt && -f $tmp/run/metrics.csv ]] || fail "missing outputs"
-train --epochs 6 --out "$tmp/run" --resume
+train --epochs 6 --out "$tmp/run" --resume --allow-change epochs
 rows=$(tail -n +2 "$tmp/run/metrics.csv" | wc -l)
 [[ $rows -eq 7 ]] || fail "metrics.csv has $rows epoch rows, expected 7 (untrained + 6)"
 
@@ -61,7 +61,32 @@ train --epochs 1 --out "$tmp/ddp" --nproc 2 --max-train-images 96 --max-val-imag
   > "$tmp/ddp.log" 2>&1 || { cat "$tmp/ddp.log"; fail "--nproc 2 failed"; }
 grep -q "data parallel: 2 processes" "$tmp/ddp.log" || fail "--nproc 2 did not run 2 ranks"
 train --epochs 2 --out "$tmp/ddp" --nproc 2 --max-train-images 96 --max-val-images 40 --resume \
+  --allow-change epochs \
   > "$tmp/ddp2.log" 2>&1 || { cat "$tmp/ddp2.log"; fail "distributed resume failed"; }
 rows=$(tail -n +2 "$tmp/ddp/metrics.csv" | wc -l)
 [[ $rows -eq 3 ]] || fail "distributed metrics.csv has $rows rows, expected 3"
+
+# 6. The run folder and the resume contract: a fresh run into a used --out is refused, and a
+# resume with another image size names the difference; both exit 1 without touching the run.
+before=$(md5sum "$tmp/run/last.pt" "$tmp/run/metrics.csv")
+set +e
+train --epochs 1 --out "$tmp/run" > "$tmp/fresh.log" 2>&1; fresh=$?
+"$build/examples/coco_train/coco_train" "${common[@]/#64/48}" --epochs 6 --out "$tmp/run" --resume > "$tmp/mismatch.log" 2>&1; mismatch=$?
+set -e
+[[ $fresh -eq 1 ]] && grep -q "already holds a run" "$tmp/fresh.log" || { cat "$tmp/fresh.log"; fail "a fresh run into a used --out was not refused"; }
+[[ $mismatch -eq 1 ]] && grep -q "image_size: checkpoint 64, now 48" "$tmp/mismatch.log" ||
+  { cat "$tmp/mismatch.log"; fail "a resume with another image size was not refused"; }
+[[ "$(md5sum "$tmp/run/last.pt" "$tmp/run/metrics.csv")" == "$before" ]] || fail "a refused run changed the run folder"
+
+# 7. Every training image unreadable: a non-zero exit that says so, not "exit 0 after 0 steps".
+cp -r "$data" "$tmp/bad"
+for f in "$tmp"/bad/train/*.jpg; do head -c 100 "$f" > "$f.cut" && mv "$f.cut" "$f"; done
+set +e
+"$build/examples/coco_train/coco_train" --train-ann "$tmp/bad/annotations/instances_train.json" \
+  --train-images "$tmp/bad/train" --val-ann "$tmp/bad/annotations/instances_val.json" \
+  --val-images "$tmp/bad/val" --image-size 64 --batch-size 16 --epochs 1 --out "$tmp/badrun" \
+  > "$tmp/bad.log" 2>&1; bad=$?
+set -e
+[[ $bad -ne 0 ]] && grep -q "no training step was made" "$tmp/bad.log" ||
+  { tail -5 "$tmp/bad.log"; fail "training on unreadable images exited $bad without saying why"; }
 echo "e2e: passed"

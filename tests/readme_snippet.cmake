@@ -1,8 +1,10 @@
-# Fails unless README.md contains tests/consumer_find_package/main.cpp verbatim, so the
-# README's usage example is the program the find_package consumer test compiles and runs.
+# Fails unless README.md contains the consumer programs verbatim, so the README's usage
+# examples are the programs the consumer tests compile and run.
 file(READ ${SOURCE_DIR}/README.md readme)
-file(READ ${SOURCE_DIR}/tests/consumer_find_package/main.cpp snippet)
-string(FIND "${readme}" "${snippet}" at)
-if(at EQUAL -1)
-  message(FATAL_ERROR "README.md does not contain tests/consumer_find_package/main.cpp verbatim")
-endif()
+foreach(program consumer_find_package/main.cpp consumer_trainer/main.cpp consumer_trainer/tag_images.cpp)
+  file(READ ${SOURCE_DIR}/tests/${program} snippet)
+  string(FIND "${readme}" "${snippet}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "README.md does not contain tests/${program} verbatim")
+  endif()
+endforeach()

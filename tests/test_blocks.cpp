@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <type_traits>
 
 using namespace mobilenet;
 
@@ -190,4 +191,97 @@ TEST_CASE("init_model applies Kaiming fan_out to convs, N(0, std) to linears, 1/
   CHECK(init_policy("seed").linear_std() == 1.0);
   CHECK(init_policy("torchvision").linear_std() == 0.01);
   CHECK_THROWS_WITH_AS(init_policy("xavier"), doctest::Contains("'xavier'"), c10::Error);
+}
+
+TEST_CASE("Blocks with Norm = AnyModule build every norm from norm_layer, BatchNorm2d when null") {
+  // The default blocks hold a concrete BatchNorm2d: no type erasure on the default path.
+  static_assert(std::is_same_v<decltype(ConvBnActImpl<>::norm), torch::nn::BatchNorm2d>);
+  std::vector<int64_t> asked;
+  NormLayer counting = [&](int64_t c) {
+    asked.push_back(c);
+    return torch::nn::AnyModule(torch::nn::BatchNorm2d(c));
+  };
+  torch::manual_seed(4);
+  InvertedResidual<> fixed(InvertedResidualOptions(8, 16).stride(2));
+  torch::manual_seed(4);
+  InvertedResidual<ReLU6, torch::nn::AnyModule> erased(
+      InvertedResidualOptions(8, 16).stride(2).norm_layer(counting));
+  CHECK(asked == std::vector<int64_t>{48, 48, 16});  // expansion, depthwise, projection
+  std::vector<std::string> keys_fixed, keys_erased;
+  for (const auto& [name, t] : state_dict(*fixed)) keys_fixed.push_back(name);
+  for (const auto& [name, t] : state_dict(*erased)) keys_erased.push_back(name);
+  CHECK(keys_erased == keys_fixed);
+  auto x = torch::randn({2, 8, 9, 9});
+  CHECK(torch::equal(erased(x), fixed(x)));  // train mode: batch statistics
+  CHECK(count_leaves(*erased) == count_leaves(*fixed));
+
+  asked.clear();
+  DepthwiseSeparable<ReLU, torch::nn::AnyModule> dws(
+      DepthwiseSeparableOptions(8, 16).norm_layer(counting));
+  CHECK(asked == std::vector<int64_t>{8, 16});
+
+  ConvBnAct<ReLU6, torch::nn::AnyModule> null_layer(ConvBnActOptions(3, 8));
+  CHECK(null_layer->norm.ptr()->as<torch::nn::BatchNorm2dImpl>() != nullptr);
+
+  // Any module with BatchNorm2d's forward fits, e.g. GroupNorm.
+  ConvBnAct<NoActivation, torch::nn::AnyModule> grouped(
+      ConvBnActOptions(4, 8).kernel_size(1).norm_layer([](int64_t c) {
+        return torch::nn::AnyModule(torch::nn::GroupNorm(torch::nn::GroupNormOptions(2, c)));
+      }));
+  auto group_norm = grouped->norm.ptr()->as<torch::nn::GroupNormImpl>();
+  REQUIRE(group_norm != nullptr);
+  auto input = torch::randn({2, 4, 5, 5});
+  CHECK(torch::allclose(grouped(input),
+                        torch::group_norm(grouped->conv(input), 2, group_norm->weight,
+                                          group_norm->bias, 1e-5)));
+}
+
+TEST_CASE("norm_layer on a block with a fixed Norm, or a factory returning nothing, is an error") {
+  NormLayer layer = [](int64_t c) { return torch::nn::AnyModule(torch::nn::BatchNorm2d(c)); };
+  CHECK(error_of([&] { ConvBnAct<>(ConvBnActOptions(3, 8).norm_layer(layer)); })
+            .find("ConvBnAct: norm_layer is set, but this block's Norm template argument is a "
+                  "fixed type; use Norm = torch::nn::AnyModule") != std::string::npos);
+  CHECK(error_of([&] { InvertedResidual<>(InvertedResidualOptions(8, 8).norm_layer(layer)); })
+            .find("norm_layer is set") != std::string::npos);
+  NormLayer empty = [](int64_t) { return torch::nn::AnyModule(); };
+  CHECK(error_of([&] {
+          ConvBnAct<ReLU6, torch::nn::AnyModule>(ConvBnActOptions(3, 8).norm_layer(empty));
+        }).find("ConvBnAct: norm_layer returned an empty module for 8 channels") !=
+        std::string::npos);
+}
+
+TEST_CASE("batch_norm_layer passes its options on, with each layer's channel count") {
+  auto layer = batch_norm_layer(torch::nn::BatchNormOptions(0).eps(1e-3).momentum(0.01));
+  auto module = layer(24);
+  auto bn = module.ptr()->as<torch::nn::BatchNorm2dImpl>();
+  REQUIRE(bn != nullptr);
+  CHECK(bn->options.num_features() == 24);
+  CHECK(bn->options.eps() == 1e-3);
+  CHECK(bn->options.momentum().value() == 0.01);
+  auto plain = batch_norm_layer()(5);
+  CHECK(plain.ptr()->as<torch::nn::BatchNorm2dImpl>()->options.eps() == 1e-5);
+}
+
+TEST_CASE("init_model resets every BatchNorm-like module, whatever its type") {
+  torch::nn::Sequential net(torch::nn::BatchNorm3d(4), torch::nn::BatchNorm2d(4),
+                            torch::nn::GroupNorm(2, 4), torch::nn::Conv2d(4, 4, 1));
+  CHECK(is_batch_norm(*net->ptr(0)));
+  CHECK(is_batch_norm(*net->ptr(1)));
+  CHECK_FALSE(is_batch_norm(*net->ptr(2)));
+  CHECK_FALSE(is_batch_norm(*net->ptr(3)));
+  {
+    torch::NoGradGuard g;
+    for (auto& b : net->buffers()) b.fill_(5);
+    for (auto& p : net->parameters()) p.fill_(5);
+  }
+  init_model(*net);
+  auto bn3 = net->ptr(0)->as<torch::nn::BatchNorm3dImpl>();
+  CHECK(torch::equal(bn3->weight, torch::ones({4})));
+  CHECK(torch::equal(bn3->bias, torch::zeros({4})));
+  CHECK(torch::equal(bn3->running_mean, torch::zeros({4})));
+  CHECK(torch::equal(bn3->running_var, torch::ones({4})));
+  CHECK(bn3->num_batches_tracked.item<int64_t>() == 0);
+  // GroupNorm is no BatchNorm: init_model leaves it alone, as torchvision's loop does.
+  auto gn = net->ptr(2)->as<torch::nn::GroupNormImpl>();
+  CHECK(torch::equal(gn->weight, torch::full({4}, 5.0f)));
 }

@@ -2,6 +2,7 @@
 // same test binary as the ranks (launch_local re-executes it with --no-skip, running only
 // the "rank program" case below); the reference is a plain single-process LibTorch run.
 #include <mobilenet/distributed.hpp>
+#include <mobilenet/models/mobilenet_v2.hpp>
 
 #include <doctest/doctest.h>
 
@@ -32,6 +33,11 @@ constexpr int64_t kWorld = 2;
 constexpr int64_t kClasses = 4;
 // Collective timeout of the failure scenarios: short, so the tests are quick.
 constexpr auto kFailTimeout = std::chrono::seconds(3);
+// Their rendezvous keeps a long wait: starting a rank may take seconds on a loaded machine.
+constexpr auto kRendezvousTimeout = std::chrono::seconds(60);
+// Global batch and input side of the MobileNetV2 + SyncBatchNorm2d scenario.
+constexpr int64_t kModelBatch = 8;
+constexpr int64_t kModelImage = 32;
 constexpr const char* kRankCase = "distributed rank program run by the launcher tests";
 
 /// Sets environment variables for its lifetime, restoring the previous values.
@@ -94,6 +100,54 @@ std::vector<torch::Tensor> state_of(const torch::nn::Sequential& model) {
   }
   for (const auto& b : model->buffers()) {
     out.push_back(b.detach().clone());
+  }
+  return out;
+}
+
+// A small MobileNetV2 (every BatchNorm of the full model, 1x1 maps at the end), without
+// dropout so ranks and the single process compute the same function.
+mobilenet::MobileNetV2Options small_v2(mobilenet::NormLayer norm_layer) {
+  return mobilenet::MobileNetV2Options()
+      .num_classes(kClasses)
+      .width_mult(0.25)
+      .dropout(0.0)
+      .norm_layer(std::move(norm_layer));
+}
+
+struct ModelData {
+  torch::Tensor x, y;  // kModelBatch x ...
+};
+
+ModelData make_model_data(torch::Dtype dtype) {
+  torch::manual_seed(321);
+  ModelData d;
+  d.x = torch::randn({kModelBatch, 3, kModelImage, kModelImage}).to(dtype);
+  d.y = (torch::rand({kModelBatch, kClasses}) > 0.5).to(dtype);
+  return d;
+}
+
+// The model scenario runs in both: float64 shows the algorithm is exact, float32 what
+// training sees (rounding grows through 52 norm layers).
+const std::vector<std::pair<torch::Dtype, std::string>> kModelDtypes{{torch::kDouble, "f64"},
+                                                                     {torch::kFloat, "f32"}};
+
+// running_mean, running_var and num_batches_tracked of every norm layer, in module order.
+std::vector<torch::Tensor> norm_statistics(const torch::nn::Module& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    if (mobilenet::is_batch_norm(*m)) {
+      for (const auto& name : {"running_mean", "running_var", "num_batches_tracked"}) {
+        out.push_back(m->named_buffers(/*recurse=*/false)[name].clone());
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> gradients(const torch::nn::Module& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model.parameters()) {
+    out.push_back(p.grad().clone());
   }
   return out;
 }
@@ -196,9 +250,49 @@ void rank_train_per_rank_bn(const std::string& out_dir) {
   torch::save(state_of(model), out_dir + "/rank" + std::to_string(r) + ".pt");
 }
 
+// MobileNetV2 built with SyncBatchNorm2d through its norm_layer option: one forward of each
+// rank's half of the batch, backward, synchronize. Also the Collectives interface.
+void rank_sync_bn_model(const std::string& out_dir) {
+  auto comm = mobilenet::init_distributed();
+  const int64_t r = comm->rank();
+
+  mobilenet::Collectives& collectives = *comm;
+  CHECK(collectives.rank() == r);
+  CHECK(collectives.world_size() == kWorld);
+  CHECK(collectives.distributed());
+  CHECK(collectives.is_main() == (r == 0));
+  CHECK(collectives.sum(0.5 + static_cast<double>(r)) == 2.0);  // 0.5 + 1.5
+  auto rows = torch::full({r + 1, 2}, static_cast<float>(r + 10));  // 1 row, then 2 rows
+  CHECK(torch::equal(collectives.gather_rows(rows),
+                     torch::tensor({{10.0f, 10.0f}, {11.0f, 11.0f}, {11.0f, 11.0f}})));
+  std::vector<torch::Tensor> shared{torch::full({3}, static_cast<double>(r + 1))};
+  collectives.broadcast(shared, /*root=*/1);
+  CHECK(torch::equal(shared[0], torch::full({3}, 2.0, torch::kDouble)));
+  collectives.barrier();
+
+  for (const auto& [dtype, name] : kModelDtypes) {
+    torch::manual_seed(11);
+    mobilenet::MobileNetV2 model(small_v2(mobilenet::sync_batch_norm_layer(comm)));
+    model->to(dtype);
+    // Statistics must come from SyncBatchNorm2d alone, not from DDP's buffer averaging.
+    DistributedDataParallel ddp(model, comm,
+                                DistributedDataParallelOptions().average_buffers(false));
+    model->train();
+    const auto data = make_model_data(dtype);
+    const int64_t half = kModelBatch / kWorld;
+    bce(model->forward(data.x.narrow(0, r * half, half)), data.y.narrow(0, r * half, half))
+        .backward();
+    ddp.synchronize();
+    const std::string tag = name + "_" + std::to_string(r) + ".pt";
+    torch::save(norm_statistics(*model), out_dir + "/stats_" + tag);
+    torch::save(gradients(*model), out_dir + "/grads_" + tag);
+  }
+}
+
 // One rank dies (SIGKILL) or hangs after the first step; the other must throw.
 void rank_failure(const std::string& out_dir, bool kill) {
-  auto comm = mobilenet::init_distributed(DistributedOptions().timeout(kFailTimeout));
+  auto comm = mobilenet::init_distributed(
+      DistributedOptions().timeout(kFailTimeout).rendezvous_timeout(kRendezvousTimeout));
   const int64_t r = comm->rank();
   auto model = tiny_model<torch::nn::BatchNorm2d>(7);
   DistributedDataParallel ddp(model, comm);
@@ -255,6 +349,8 @@ TEST_CASE("distributed rank program run by the launcher tests" * doctest::skip()
   const std::string out = std::getenv("MOBILENET_TEST_OUT");
   if (scenario == "sync_bn") {
     rank_train_sync_bn(out);
+  } else if (scenario == "sync_bn_model") {
+    rank_sync_bn_model(out);
   } else if (scenario == "per_rank_bn") {
     rank_train_per_rank_bn(out);
   } else if (scenario == "kill" || scenario == "hang") {
@@ -282,6 +378,52 @@ TEST_CASE("two Gloo ranks with SyncBatchNorm match one process on the global bat
   const auto rank1 = load_state(dir / "rank1.pt");
   check_same(rank0, want, 1e-5, "rank 0 vs single process");
   check_same(rank1, rank0, 0.0, "rank 1 vs rank 0");
+}
+
+TEST_CASE("MobileNetV2 with the SyncBatchNorm2d norm_layer on 2 ranks matches BatchNorm2d on the global batch") {
+  mobilenet::test::TempDir dir("dist-model");
+  launch("sync_bn_model", dir.path().string());
+  torch::set_num_threads(1);
+  for (const auto& [dtype, name] : kModelDtypes) {
+    CAPTURE(name);
+    const bool f64 = dtype == torch::kDouble;
+    // Reference: one process, the same weights with plain BatchNorm2d, the whole batch at once.
+    torch::manual_seed(11);
+    mobilenet::MobileNetV2 model(small_v2(nullptr));
+    model->to(dtype);
+    model->train();
+    const auto data = make_model_data(dtype);
+    bce(model->forward(data.x), data.y).backward();
+    const auto want_stats = norm_statistics(*model);
+    const auto want_grads = gradients(*model);
+    REQUIRE(want_stats.size() == 3 * 52);  // every norm layer of MobileNetV2
+    double scale = 0;  // largest gradient of the model
+    for (const auto& g : want_grads) {
+      scale = std::max(scale, g.abs().max().item<double>());
+    }
+    // Tolerance relative to each tensor's largest value, plus an absolute floor: the
+    // projection BNs' running means and bias gradients are near 0 (the next BatchNorm
+    // removes a constant shift).
+    auto close = [](const torch::Tensor& got, const torch::Tensor& want, double rtol, double atol) {
+      const auto g = got.to(torch::kDouble), w = want.to(torch::kDouble);
+      return (g - w).abs().max().item<double>() <= rtol * w.abs().max().item<double>() + atol;
+    };
+    for (const std::string rank : {"0", "1"}) {
+      CAPTURE(rank);
+      const auto stats = load_state(dir / ("stats_" + name + "_" + rank + ".pt"));
+      REQUIRE(stats.size() == want_stats.size());
+      for (size_t i = 0; i < stats.size(); ++i) {
+        INFO("norm layer " << i / 3 << ", statistic " << i % 3);
+        CHECK(close(stats[i], want_stats[i], f64 ? 1e-10 : 2e-5, f64 ? 1e-12 : 1e-7));
+      }
+      const auto grads = load_state(dir / ("grads_" + name + "_" + rank + ".pt"));
+      REQUIRE(grads.size() == want_grads.size());
+      for (size_t i = 0; i < grads.size(); ++i) {
+        INFO("gradient of parameter " << i);
+        CHECK(close(grads[i], want_grads[i], f64 ? 1e-10 : 1e-3, (f64 ? 1e-12 : 1e-6) * scale));
+      }
+    }
+  }
 }
 
 TEST_CASE("per-rank BatchNorm with no_sync accumulation matches one process on the same micro-batches") {
@@ -395,6 +537,54 @@ TEST_CASE("a bad MASTER_PORT or WORLD_SIZE gives a message naming the variable")
   CHECK(env.master_port == 29500);
 }
 
+TEST_CASE("rendezvous waits the collective timeout unless rendezvous_timeout is set") {
+  const auto only_timeout = DistributedOptions().timeout(std::chrono::milliseconds(1500));
+  CHECK(only_timeout.effective_rendezvous_timeout() == std::chrono::milliseconds(1500));
+  CHECK(DistributedOptions().effective_rendezvous_timeout() == std::chrono::minutes(5));
+  CHECK(DistributedOptions()
+            .timeout(std::chrono::seconds(1))
+            .rendezvous_timeout(std::chrono::seconds(30))
+            .effective_rendezvous_timeout() == std::chrono::seconds(30));
+  // Rank 0 of 2, rank 1 never comes: gives up after the 1.5 s timeout, not a fixed 2 minutes.
+  DistributedEnv env;
+  env.world_size = 2;
+  env.master_port = mobilenet::free_port();
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(Communicator(env, only_timeout),
+                       doctest::Contains("rendezvous timed out after 1.5 s"), DistributedError);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 20.0);
+}
+
+TEST_CASE("non-finite, non-positive and absurd timeouts are rejected with the value") {
+  using std::chrono::milliseconds;
+  CHECK(mobilenet::timeout_from_seconds(2.5) == milliseconds(2500));
+  CHECK(mobilenet::timeout_from_seconds(604800) == std::chrono::hours(24 * 7));
+  CHECK_THROWS_WITH_AS(mobilenet::timeout_from_seconds(1e30, "--dist-timeout"),
+                       "--dist-timeout must be a finite number of seconds in 0.001..604800, got 1e+30",
+                       DistributedError);
+  for (double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL, 0.0, -1.0, 1e-4, 604801.0}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(mobilenet::timeout_from_seconds(bad),
+                         doctest::Contains("timeout must be a finite number of seconds"),
+                         DistributedError);
+  }
+  // Durations built by hand are checked by the Communicator, even for one process.
+  EnvGuard single(std::map<std::string, std::string>{{"WORLD_SIZE", "1"}});
+  CHECK_THROWS_WITH_AS(Communicator::from_env(DistributedOptions().timeout(milliseconds::max())),
+                       ("DistributedOptions: timeout must be in 1 ms..604800 s, got " +
+                        std::to_string(milliseconds::max().count()) + " ms")
+                           .c_str(),
+                       DistributedError);
+  CHECK_THROWS_WITH_AS(Communicator::from_env(DistributedOptions().timeout(milliseconds(0))),
+                       "DistributedOptions: timeout must be in 1 ms..604800 s, got 0 ms",
+                       DistributedError);
+  CHECK_THROWS_WITH_AS(
+      mobilenet::init_distributed(DistributedOptions().rendezvous_timeout(std::chrono::hours(24 * 365))),
+      "DistributedOptions: rendezvous_timeout must be in 1 ms..604800 s, got 31536000000 ms",
+      DistributedError);
+  CHECK(Communicator::from_env(DistributedOptions().timeout(std::chrono::hours(24 * 7))) != nullptr);
+}
+
 TEST_CASE("rendezvous fails with a clear message when ranks are missing or the port is taken") {
   const auto quick = DistributedOptions().rendezvous_timeout(std::chrono::milliseconds(1500));
   DistributedEnv env;
@@ -434,6 +624,11 @@ TEST_CASE("one process needs no environment and its collectives are identities")
   auto comm = Communicator::from_env();
   CHECK_FALSE(comm->distributed());
   CHECK(comm->backend() == "none");
+  mobilenet::Collectives& collectives = *comm;
+  CHECK(collectives.world_size() == 1);
+  CHECK(collectives.is_main());
+  CHECK(collectives.sum(2.5) == 2.5);
+  CHECK(torch::equal(collectives.gather_rows(torch::ones({2, 3})), torch::ones({2, 3})));
   CHECK(comm->all_reduce_sum<int64_t>(5) == 5);
   auto t = torch::arange(4);
   CHECK(torch::equal(comm->all_gather_cat(t), t));
@@ -493,4 +688,42 @@ TEST_CASE("SyncBatchNorm2d without other ranks is exactly BatchNorm2d") {
   for (const auto& item : plain->named_parameters()) keys_plain.push_back(item.key());
   for (const auto& item : plain->named_buffers()) keys_plain.push_back(item.key());
   CHECK(keys_sync == keys_plain);
+}
+
+TEST_CASE("sync_batch_norm_layer builds MobileNetV2 with SyncBatchNorm2d and BatchNorm2d's keys") {
+  auto comm = std::make_shared<Communicator>();  // one process: exactly BatchNorm2d
+  auto layer = mobilenet::sync_batch_norm_layer(comm, torch::nn::BatchNormOptions(0).momentum(0.3));
+  auto one = layer(12);
+  auto sync = one.ptr()->as<mobilenet::SyncBatchNorm2dImpl>();
+  REQUIRE(sync != nullptr);
+  CHECK(sync->options.num_features() == 12);
+  CHECK(sync->options.momentum().value() == 0.3);
+
+  torch::manual_seed(3);
+  mobilenet::MobileNetV2 plain(small_v2(nullptr));
+  torch::manual_seed(3);
+  mobilenet::MobileNetV2 synced(small_v2(mobilenet::sync_batch_norm_layer(comm)));
+  int64_t sync_layers = 0;
+  for (const auto& m : synced->modules(false)) {
+    sync_layers += m->as<mobilenet::SyncBatchNorm2dImpl>() != nullptr;
+  }
+  CHECK(sync_layers == 52);
+  std::vector<std::string> keys_plain, keys_synced;
+  int64_t params_plain = 0, params_synced = 0;
+  for (const auto& item : plain->named_parameters()) {
+    keys_plain.push_back(item.key());
+    params_plain += item.value().numel();
+  }
+  for (const auto& item : synced->named_parameters()) {
+    keys_synced.push_back(item.key());
+    params_synced += item.value().numel();
+  }
+  for (const auto& item : plain->named_buffers()) keys_plain.push_back(item.key());
+  for (const auto& item : synced->named_buffers()) keys_synced.push_back(item.key());
+  CHECK(keys_synced == keys_plain);
+  CHECK(params_synced == params_plain);
+  auto x = torch::randn({4, 3, kModelImage, kModelImage});
+  CHECK(torch::allclose(synced(x), plain(x)));
+  CHECK(norm_statistics(*synced).size() == norm_statistics(*plain).size());
+  check_same(norm_statistics(*synced), norm_statistics(*plain), 1e-6, "one-process statistics");
 }

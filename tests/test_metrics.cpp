@@ -1,6 +1,8 @@
 // Multi-label metrics: parity with scikit-learn (tests/python/metrics_reference.py, run in the
-// same process tree) within 1e-9, threshold tuning against a brute-force search, the torch
-// adapter, reporting and input checks.
+// same process tree) within 1e-9, threshold tuning against a brute-force search, the papers'
+// CP/CR/CF1/OP/OR/OF1 against a NumPy implementation of ML-GCN's formulas
+// (tests/python/paper_metrics_reference.py) within 1e-12, the torch adapter, reporting and
+// input checks.
 #include <mobilenet/metrics/metrics.hpp>
 #include <mobilenet/metrics/metrics_torch.hpp>
 
@@ -15,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <map>
 #include <random>
 #include <sstream>
@@ -133,16 +136,19 @@ std::vector<double> as_double(const std::vector<T>& v) {
   return std::vector<double>(v.begin(), v.end());
 }
 
-MetricsAccumulator feed(const Case& c) {
-  MetricsAccumulator acc(c.scores.cols());
+MetricsAccumulator feed(const RowMatrix& scores, const RowMatrix& targets,
+                        const std::vector<int64_t>& batches) {
+  MetricsAccumulator acc(scores.cols());
   int64_t row = 0;
-  for (int64_t b : c.batches) {
-    acc.add(c.scores.middleRows(row, b), c.targets.middleRows(row, b));
+  for (int64_t b : batches) {
+    acc.add(scores.middleRows(row, b), targets.middleRows(row, b));
     row += b;
   }
-  REQUIRE(row == c.scores.rows());
+  REQUIRE(row == scores.rows());
   return acc;
 }
+
+MetricsAccumulator feed(const Case& c) { return feed(c.scores, c.targets, c.batches); }
 
 std::vector<Case> parity_cases() {
   std::mt19937 rng(1234);
@@ -395,4 +401,216 @@ TEST_CASE("the report lists every class, the averages and the summary line") {
   CHECK(os.str().find("samples 50") != std::string::npos);
   CHECK(os.str().find("mAP") != std::string::npos);
   MESSAGE("\n" << r << os.str());
+}
+
+namespace {
+
+struct PaperCase {
+  std::string name;
+  RowMatrix scores, targets;
+  std::vector<float> thresholds;
+  int64_t top_k = 3;
+};
+
+/// Runs tests/python/paper_metrics_reference.py once over all cases.
+std::map<std::string, Reference> run_paper_reference(const std::vector<PaperCase>& cases) {
+  const fs::path dir = fs::current_path() / "paper_metrics_reference";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& c : cases) {
+    std::ofstream out(dir / (c.name + ".in"));
+    out << c.scores.rows() << " " << c.scores.cols() << " " << c.top_k << "\n";
+    write_values(out, c.scores.data(), c.scores.size());
+    write_values(out, c.targets.data(), c.targets.size());
+    write_values(out, c.thresholds.data(), static_cast<int64_t>(c.thresholds.size()));
+  }
+  const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
+                          "/python/paper_metrics_reference.py " + dir.string();
+  INFO("reference script: ", cmd);
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::map<std::string, Reference> refs;
+  for (const auto& c : cases) refs[c.name] = read_reference(dir / (c.name + ".out"));
+  return refs;
+}
+
+std::vector<PaperCase> paper_cases() {
+  std::mt19937 rng(4321);
+  std::vector<PaperCase> cases;
+  auto same = [](int64_t c, float v) { return std::vector<float>(static_cast<size_t>(c), v); };
+  {  // random, and with many positives per image so that top-3 drops true positives
+    auto s = uniform(500, 20, rng);
+    cases.push_back({"random", s, targets_for(s, 0.2, rng), same(20, 0.5f), 3});
+    auto d = uniform(300, 8, rng);
+    cases.push_back({"dense_positives", d, targets_for(d, 0.6, rng), same(8, 0.5f), 3});
+  }
+  {  // cross-class ties on an 11-value grid, and rows where every class ties
+    auto s = uniform(400, 12, rng);
+    for (int64_t i = 0; i < s.size(); ++i) s.data()[i] = std::round(s.data()[i] * 10) / 10;
+    for (int64_t i = 0; i < s.rows(); i += 9) s.row(i).setConstant(0.7f);
+    cases.push_back({"ties", s, targets_for(s, 0.3, rng), same(12, 0.5f), 3});
+  }
+  {  // a class never predicted, one at exactly the threshold (predicted, rarely in the top 3),
+     // a class without positives, and 50 images without positives
+    auto s = uniform(200, 10, rng);
+    auto t = targets_for(s, 0.3, rng);
+    s.col(2) *= 0.45f;
+    s.col(7).setConstant(0.5f);
+    t.col(5).setZero();
+    t.topRows(50).setZero();
+    cases.push_back({"edge_classes", s, t, same(10, 0.5f), 3});
+  }
+  {  // k = 1, k >= C (top = all), per-class thresholds with k = 2
+    auto s = uniform(150, 6, rng);
+    auto t = targets_for(s, 0.3, rng);
+    cases.push_back({"k1", s, t, same(6, 0.5f), 1});
+    cases.push_back({"k_at_least_c", s, t, same(6, 0.5f), 8});
+    std::vector<float> thr;
+    for (int i = 0; i < 6; ++i) thr.push_back(0.2f + 0.12f * static_cast<float>(i));
+    cases.push_back({"per_class_thresholds", s, t, thr, 2});
+    auto w = uniform(200, 20, rng);
+    cases.push_back({"k10_of_20", w, targets_for(w, 0.4, rng), same(20, 0.3f), 10});
+  }
+  {  // nothing predicted; no positive target at all
+    auto s = uniform(80, 5, rng);
+    cases.push_back({"nothing_predicted", RowMatrix::Constant(80, 5, 0.2f),
+                     targets_for(s, 0.3, rng), same(5, 0.5f), 3});
+    cases.push_back({"no_positives", s, RowMatrix::Zero(80, 5), same(5, 0.5f), 3});
+  }
+  {  // logits with threshold 0 and exact -0 / +0 ties
+    auto s = uniform(200, 5, rng);
+    s = (s.array() - 0.5f) * 20;
+    for (int64_t i = 0; i < s.rows(); i += 4) {
+      s(i, 1) = -0.0f;
+      s(i, 3) = 0.0f;
+    }
+    cases.push_back({"signed_zero_ties", s, targets_for(uniform(200, 5, rng), 0.3, rng),
+                     same(5, 0.0f), 3});
+  }
+  {  // COCO's class count over several row blocks
+    auto s = uniform(1000, 80, rng);
+    cases.push_back({"coco_sized", s, targets_for(s, 0.04, rng), same(80, 0.5f), 3});
+  }
+  return cases;
+}
+
+std::vector<double> as_vector(const PaperScores& p) {
+  return {p.class_precision, p.class_recall,  p.class_f1,
+          p.overall_precision, p.overall_recall, p.overall_f1,
+          static_cast<double>(p.classes_without_predictions)};
+}
+
+}  // namespace
+
+TEST_CASE("CP, CR, CF1, OP, OR, OF1 (all and top-k) equal a NumPy implementation of ML-GCN's "
+          "formulas within 1e-12 (random, ties, never-predicted and empty classes, k = 1, "
+          "k = 10 of 20, k >= C, per-class thresholds, signed zeros)") {
+  const auto cases = paper_cases();
+  const auto refs = run_paper_reference(cases);
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const auto& ref = refs.at(c.name);
+    const auto acc = feed(c.scores, c.targets, uneven_batches(c.scores.rows()));
+    const PaperMetrics m = acc.paper_metrics(c.thresholds, c.top_k);
+    CHECK(m.top_k == c.top_k);
+    const auto ours_all = as_vector(m.all), ours_top = as_vector(m.top);
+    check_vector("all", ours_all, ref.at("all"));
+    check_vector("top", ours_top, ref.at("top"));
+    CHECK(static_cast<double>(m.classes_without_positives) == ref.at("without_positives").at(0));
+
+    // Against ML-GCN's code taken literally: the same numbers wherever it is defined and our
+    // conventions do not apply; NaN for CR where a class has no positives.
+    for (const auto& [rule, ours] : {std::make_pair(std::string("all"), ours_all),
+                                     std::make_pair(std::string("top"), ours_top)}) {
+      CAPTURE(rule);
+      const auto& lit = ref.at("mlgcn_" + rule);  // OP OR OF1 CP CR CF1
+      CHECK(close(ours[0], lit[3], 1e-12));       // CP: a never-predicted class has precision 0
+      if (m.classes_without_positives > 0) {
+        CHECK(std::isnan(lit[4]));
+      } else if (ours[6] == 0 && !std::isnan(lit[5])) {
+        check_vector("literal", {ours[3], ours[4], ours[5], ours[0], ours[1], ours[2]}, lit);
+      }
+    }
+  }
+}
+
+TEST_CASE("paper metrics on a hand-worked example: top-3 ties go to the lower class index") {
+  Eigen::MatrixXf s(3, 4), t(3, 4);
+  s << 0.9f, 0.8f, 0.8f, 0.8f,  // ties: classes 1 and 2 make the top 3, class 3 does not
+      0.6f, 0.2f, 0.7f, 0.55f,  //
+      0.1f, 0.3f, 0.4f, 0.2f;   // nothing predicted, no positive
+  t << 1, 0, 0, 1,  //
+      0, 0, 1, 1,   //
+      0, 0, 0, 0;   // class 1 has no positive target
+  MetricsAccumulator acc(4);
+  acc.add(s, t);
+  const auto m = acc.paper_metrics(0.5f, 3);
+  // all: Nc = {1, 0, 1, 2}, Np = {2, 1, 2, 2}, Ng = {1, 0, 1, 2}
+  CHECK(m.all.class_precision == doctest::Approx(0.5));
+  CHECK(m.all.class_recall == doctest::Approx(0.75));
+  CHECK(m.all.class_f1 == doctest::Approx(0.6));
+  CHECK(m.all.overall_precision == doctest::Approx(4.0 / 7));
+  CHECK(m.all.overall_recall == doctest::Approx(1.0));
+  CHECK(m.all.overall_f1 == doctest::Approx(8.0 / 11));
+  // top-3: image 0 loses class 3 -> Nc = {1, 0, 1, 1}, Np = {2, 1, 2, 1}
+  CHECK(m.top.class_precision == doctest::Approx(0.5));
+  CHECK(m.top.class_recall == doctest::Approx(0.625));
+  CHECK(m.top.class_f1 == doctest::Approx(5.0 / 9));
+  CHECK(m.top.overall_precision == doctest::Approx(0.5));
+  CHECK(m.top.overall_recall == doctest::Approx(0.75));
+  CHECK(m.top.overall_f1 == doctest::Approx(0.6));
+  CHECK(m.classes_without_positives == 1);
+  CHECK(m.all.classes_without_predictions == 0);
+  // k = 1 keeps only each image's best class: 0 for image 0, 2 for image 1.
+  const auto top1 = acc.paper_metrics(0.5f, 1).top;
+  CHECK(top1.overall_precision == doctest::Approx(1.0));
+  CHECK(top1.overall_recall == doctest::Approx(0.5));
+  CHECK(top1.classes_without_predictions == 2);
+}
+
+TEST_CASE("paper metrics reach the summary, its printed line and the report") {
+  std::mt19937 rng(17);
+  const RowMatrix s = uniform(120, 6, rng);
+  const RowMatrix t = targets_for(s, 0.4, rng);
+  MetricsAccumulator acc(6);
+  acc.add(s, t);
+  const auto direct = acc.paper_metrics(0.4f, 2);
+  const auto summary = acc.summary(0.4f, ZeroDivision::zero, 2);
+  CHECK(summary.paper.top_k == 2);
+  CHECK(as_vector(summary.paper.all) == as_vector(direct.all));
+  CHECK(as_vector(summary.paper.top) == as_vector(direct.top));
+  const std::vector<float> thr(6, 0.4f);
+  CHECK(as_vector(acc.summary(thr, ZeroDivision::zero, 2).paper.top) == as_vector(direct.top));
+  CHECK(acc.summary().paper.top_k == 3);
+
+  std::ostringstream line;
+  line << summary;
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "top-2 CP/CR/CF1 %.4f/", direct.top.class_precision);
+  CHECK(line.str().find(expected) != std::string::npos);
+  CHECK(line.str().find("all CP/CR/CF1") != std::string::npos);
+
+  const auto report = acc.report({}, 0.4f, ZeroDivision::zero, 2);
+  for (const char* part : {"ML-GCN", "CP", "CR", "CF1", "OP", "OR", "OF1", "all", "top-2"}) {
+    CAPTURE(part);
+    CHECK(report.find(part) != std::string::npos);
+  }
+  std::ostringstream of1;
+  of1 << std::fixed << std::setprecision(4) << direct.top.overall_f1;
+  CHECK(report.find(of1.str()) != std::string::npos);
+  CHECK(acc.report().find("top-3") != std::string::npos);
+}
+
+TEST_CASE("paper metrics: empty accumulator gives zeros, bad top_k and thresholds throw") {
+  MetricsAccumulator acc(3);
+  const auto m = acc.paper_metrics();
+  CHECK(as_vector(m.all) == std::vector<double>{0, 0, 0, 0, 0, 0, 3});
+  CHECK(as_vector(m.top) == std::vector<double>{0, 0, 0, 0, 0, 0, 3});
+  CHECK(m.classes_without_positives == 3);
+  try {
+    (void)acc.paper_metrics(0.5f, 0);
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("top_k must be >= 1, got 0") != std::string::npos);
+  }
+  CHECK_THROWS_AS((void)acc.paper_metrics(std::vector<float>{0.5f}), std::invalid_argument);
 }

@@ -121,10 +121,76 @@ TEST_CASE("state_dict names equal torchvision's mobilenet_v2 keys, in order") {
   std::ifstream in(dir / "keys.txt");
   std::vector<std::string> expected;
   for (std::string line; std::getline(in, line);) expected.push_back(line);
-  std::vector<std::string> ours;
-  for (auto& [name, t] : state_dict(*MobileNetV2(seed_model_options()))) ours.push_back(name);
   REQUIRE(expected.size() == 314);
-  CHECK(ours == expected);
+  // Default BatchNorm2d, and norms built by a norm_layer (type-erased blocks).
+  for (const bool erased : {false, true}) {
+    CAPTURE(erased);
+    auto options = seed_model_options();
+    if (erased) options.norm_layer(batch_norm_layer());
+    std::vector<std::string> ours;
+    for (auto& [name, t] : state_dict(*MobileNetV2(options))) ours.push_back(name);
+    CHECK(ours == expected);
+  }
+}
+
+TEST_CASE("a norm_layer builds every norm with the default's channels, counts and outputs") {
+  std::vector<int64_t> asked;
+  NormLayer counting = [&](int64_t c) {
+    asked.push_back(c);
+    return torch::nn::AnyModule(torch::nn::BatchNorm2d(c));
+  };
+  auto norm_channels = [](const torch::nn::Module& model) {
+    std::vector<int64_t> out;
+    for (const auto& m : model.modules(false)) {
+      if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) out.push_back(bn->options.num_features());
+    }
+    return out;
+  };
+  torch::manual_seed(5);
+  MobileNetV2 plain(seed_model_options());
+  torch::manual_seed(5);
+  MobileNetV2 erased(seed_model_options().norm_layer(counting));
+  CHECK(asked.size() == 52);
+  CHECK(asked == norm_channels(*plain));
+  CHECK(count_params(*erased) == 2326352);
+  CHECK(count_leaves(*erased) == 141);
+  CHECK(plain->features->ptr(0)->as<ConvBnActImpl<>>() != nullptr);
+  CHECK(erased->features->ptr(0)->as<ConvBnActImpl<ReLU6, torch::nn::AnyModule>>() != nullptr);
+  CHECK(erased->features->ptr(1)->as<InvertedResidualImpl<ReLU6, torch::nn::AnyModule>>() !=
+        nullptr);
+  const auto summary = summarize(*erased, {3, 64, 64});
+  CHECK(summary.rows.size() == summarize(*plain, {3, 64, 64}).rows.size());
+  CHECK(summary.leaf_layers == 141);
+  // Same initialization, same function: train mode (batch statistics) and eval mode.
+  auto x = torch::randn({2, 3, 64, 64});
+  plain->classifier->ptr(0)->eval();  // no dropout, so the two draws cannot differ
+  erased->classifier->ptr(0)->eval();
+  CHECK(torch::equal(erased(x), plain(x)));
+  plain->eval();
+  erased->eval();
+  CHECK(torch::equal(erased(x), plain(x)));
+  // clone() rebuilds through the same norm_layer (LibTorch's clone resets each level).
+  asked.clear();
+  auto copy = std::dynamic_pointer_cast<MobileNetV2Impl>(erased->clone());
+  CHECK(asked.size() >= 52);
+  CHECK(copy->features->ptr(0)->as<ConvBnActImpl<ReLU6, torch::nn::AnyModule>>() != nullptr);
+  CHECK(torch::equal(copy->forward(x), plain(x)));
+
+  asked.clear();
+  torch::manual_seed(6);
+  MobileNetV1 v1_plain(MobileNetV1Options().num_classes(10));
+  torch::manual_seed(6);
+  MobileNetV1 v1_erased(MobileNetV1Options().num_classes(10).norm_layer(counting));
+  CHECK(asked.size() == 27);  // stem + 13 blocks x 2
+  CHECK(asked == norm_channels(*v1_plain));
+  CHECK(count_params(*v1_erased) == count_params(*v1_plain));
+  std::vector<std::string> keys_plain, keys_erased;
+  for (auto& [name, t] : state_dict(*v1_plain)) keys_plain.push_back(name);
+  for (auto& [name, t] : state_dict(*v1_erased)) keys_erased.push_back(name);
+  CHECK(keys_erased == keys_plain);
+  v1_plain->eval();
+  v1_erased->eval();
+  CHECK(torch::equal(v1_erased(x), v1_plain(x)));
 }
 
 TEST_CASE("torchvision weights give torchvision's logits; our weights give torchvision ours") {
@@ -263,7 +329,7 @@ void randomize_batchnorm(torch::nn::Module& model) {
 }
 }  // namespace
 
-TEST_CASE("prepare_for_inference equals the eval forward within 1e-5 (V2 at OS 32/16/8, V1)") {
+TEST_CASE("prepare_for_inference equals the eval forward within 1e-5 (V2 at OS 32/16/8, V1, norm_layer)") {
   torch::manual_seed(11);
   auto x = torch::randn({2, 3, 64, 64});
   auto check = [&](auto& model) {
@@ -296,6 +362,10 @@ TEST_CASE("prepare_for_inference equals the eval forward within 1e-5 (V2 at OS 3
   }
   MobileNetV1 v1(MobileNetV1Options().num_classes(7).width_mult(0.25).output_stride(16));
   check(v1);
+  // Blocks built through a norm_layer hold their norm in an AnyModule.
+  MobileNetV2 any(MobileNetV2Options().num_classes(7).width_mult(0.5).norm_layer(
+      batch_norm_layer()));
+  check(any);
 }
 
 TEST_CASE("prepare_for_inference leaves no BatchNorm: 52 folded convolutions, 10 residuals") {

@@ -1,5 +1,5 @@
-// Training building blocks: AMP scaler and autocast, freezing, optimizers, LR schedules,
-// checkpoints and exact resume.
+// Training: AMP scaler and autocast, freezing, optimizers, LR schedules, checkpoints, and the
+// Trainer itself (exact mid-epoch resume, NaN stop, run folder and resume contract).
 #include <doctest/doctest.h>
 #include <mobilenet/train/amp.hpp>
 #include <mobilenet/train/checkpoint.hpp>
@@ -8,8 +8,12 @@
 #include <mobilenet/train/optim.hpp>
 #include <mobilenet/train/schedule.hpp>
 #include <mobilenet/train/train_step.hpp>
+#include <mobilenet/train/trainer.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <sstream>
 
 #include "support.hpp"
 
@@ -199,74 +203,204 @@ TEST_CASE("LR schedules equal PyTorch's OneCycleLR and warm-up + CosineAnnealing
 }
 
 namespace {
-// Trains `epochs` epochs of 3 steps from `state`, as the trainer does.
-void run_epochs(MobileNetV2& model, torch::optim::Optimizer& opt, const LrSchedule& sched,
-                TrainingState& state, int64_t epochs) {
-  GradScaler scaler(GradScalerOptions().enabled(false));
-  for (int64_t e = 0; e < epochs; ++e) {
-    model->train();
-    for (int i = 0; i < 3; ++i) {
-      auto [x, y] = batch(state.step);
-      sched.apply(opt, state.step);
-      // Dropout draws from the global RNG: resume must restore it.
-      train_step(model, opt, scaler, bce, x, y, TrainStepOptions());
-      ++state.step;
-    }
-    ++state.epoch;
+// A fixed data set of `n` batches (the same every epoch), as a Trainer data source.
+std::unique_ptr<BatchSource> synthetic_source(int64_t first, int64_t n) {
+  std::vector<BatchView> batches;
+  for (int64_t i = 0; i < n; ++i) {
+    auto [x, y] = batch(first + i);
+    batches.push_back({x, y});
   }
+  return batch_source(std::move(batches));
+}
+const ModelSpec kSpec =
+    ModelSpec().num_classes(6).width_mult(0.25).image_size(32).normalize(false).class_names(
+        {"a", "b", "c", "d", "e", "f"});
+
+// A Trainer on the tiny model; `seed` fixes the initial weights.
+Trainer make_trainer(const std::string& out, uint64_t seed, TrainerOptions options,
+                     LossFunction loss = bce) {
+  torch::manual_seed(seed);
+  Classifier model = make_model(kSpec);
+  auto opt = make_optimizer(model.module(), OptimizerOptions("adamw", 3e-3));
+  options.out_dir(out).progress(false).log(nullptr).out(nullptr)
+      .schedule(LrScheduleOptions("cosine", 3e-3, 0))
+      .warmup_epochs(0.5);
+  return Trainer(model, kSpec, std::move(opt), std::move(loss), options);
+}
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> row;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) row.push_back(cell);
+    rows.push_back(row);
+  }
+  return rows;
+}
+void check_same_weights(torch::nn::Module& a, torch::nn::Module& b) {
+  auto pa = a.parameters(), pb = b.parameters();
+  REQUIRE(pa.size() == pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) CHECK(torch::equal(pa[i], pb[i]));
+  auto ba = a.buffers(), bb = b.buffers();
+  for (size_t i = 0; i < ba.size(); ++i) CHECK(torch::equal(ba[i], bb[i]));
 }
 }  // namespace
 
-TEST_CASE("a run stopped after epoch k and resumed ends with the same weights") {
-  TempDir dir("resume");
-  const ModelSpec spec{"mobilenet_v2", 6, 0.25, 16, 32, false, {"a", "b", "c", "d", "e", "f"}};
-  LrSchedule sched(LrScheduleOptions("cosine", 3e-3, 12).warmup_steps(2));
+TEST_CASE("Trainer: a run interrupted in the middle of an epoch and resumed ends with the same weights") {
+  for (const bool with_ema : {false, true}) {
+  CAPTURE(with_ema);
+  
+  TempDir dir("trainer-resume");
+  // EMA decay 0.9 without warm-up: it moves visibly within 12 steps.
+  auto ema = [&](TrainerOptions o) {
+    return with_ema ? o.ema(ModelEmaOptions().decay(0.9).warmup(0)) : o;
+  };
+  auto train = synthetic_source(0, 3);
+  auto val = synthetic_source(100, 2);
 
-  torch::manual_seed(5);
-  auto full = tiny_model();
-  auto full_opt = make_optimizer(*full, OptimizerOptions("adamw", 3e-3));
-  TrainingState full_state;
-  run_epochs(full, *full_opt, sched, full_state, 4);
+  Trainer full = make_trainer(dir / "full", 5, ema(TrainerOptions("").epochs(4)));
+  FitResult done = full.fit(*train, *val);
+  CHECK(done.status == FitStatus::completed);
+  CHECK(done.state.step == 12);
+  CHECK(done.steps_run == 12);
 
+  // Ctrl-C after the 2nd step of epoch 2 (global step 5): checkpoint, status interrupted.
+  std::atomic<bool> stop{false};
+  Trainer first = make_trainer(dir / "run", 5, ema(TrainerOptions("").epochs(4).stop_flag(&stop)
+                                                   .on_step([&](const StepEvent& e) {
+                                                     if (e.step == 5) stop = true;
+                                                   })));
+  FitResult interrupted = first.fit(*train, *val);
+  CHECK(interrupted.status == FitStatus::interrupted);
+  CHECK(interrupted.state.step == 5);
+  CHECK(interrupted.state.epoch == 1);
+  torch::rand({100});  // disturb the RNG: resume must restore it (dropout draws from it)
+
+  Trainer resumed = make_trainer(dir / "run", 99, ema(TrainerOptions("").epochs(4).resume(true)));
+  FitResult rest = resumed.fit(*train, *val);
+  CHECK(rest.status == FitStatus::completed);
+  CHECK(rest.steps_run == 7);
+  check_same_weights(full.model().module(), resumed.model().module());
+  if (with_ema) {
+    check_same_weights(full.ema_model().module(), resumed.ema_model().module());
+    // The average lags the weights: it is a different model.
+    CHECK_FALSE(torch::equal(full.ema_model().module().parameters()[0], full.model().module().parameters()[0]));
+  }
+
+  // metrics.csv: header + untrained + 4 epochs, no duplicate epoch rows after the resume.
+  const auto rows = read_csv(dir / "run/metrics.csv");
+  REQUIRE(rows.size() == 6);
+  CHECK((rows[0] == MetricsLog::columns()));
+  for (size_t i = 1; i < rows.size(); ++i) CHECK(rows[i][0] == std::to_string(i - 1));
+  // best.pt is the epoch with the highest mAP in the log.
+  const size_t map_col = size_t(std::find(rows[0].begin(), rows[0].end(), "map") - rows[0].begin());
+  size_t best_row = 2;
+  for (size_t i = 2; i < rows.size(); ++i) {
+    if (std::stod(rows[i][map_col]) > std::stod(rows[best_row][map_col])) best_row = i;
+  }
+  if (!with_ema) CHECK(rest.state.best_epoch == int64_t(best_row - 1));
+  // best.pt's weights are the raw or the EMA weights of its epoch, as best_source says.
+  CHECK((rest.state.best_source == "model" || (with_ema && rest.state.best_source == "ema")));
+  if (with_ema) {
+    const size_t ema_col = size_t(std::find(rows[0].begin(), rows[0].end(), "ema_map") - rows[0].begin());
+    double best = -1;
+    for (size_t i = 2; i < rows.size(); ++i)
+      best = std::max({best, std::stod(rows[i][map_col]), std::stod(rows[i][ema_col])});
+    CHECK(rest.state.best_score == doctest::Approx(best).epsilon(1e-5));
+  }
+  CHECK(read_model_spec(dir / "run/best.pt").class_names() == kSpec.class_names());
+  CHECK(rest.state.thresholds.size() == 6);
+}
+}
+
+TEST_CASE("Trainer: a non-finite loss stops training and keeps last.pt as the last good state") {
+  TempDir dir("trainer-nan");
+  auto train = synthetic_source(0, 3);
+  auto val = synthetic_source(100, 2);
+  int calls = 0;
+  // Training calls the loss once per step; evaluation calls it too. NaN from the 5th step on.
+  int train_calls = 0;
+  auto loss = [&](const torch::Tensor& l, const torch::Tensor& t) {
+    ++calls;
+    torch::Tensor v = bce(l, t);
+    return l.requires_grad() && ++train_calls >= 5 ? v * std::numeric_limits<float>::quiet_NaN() : v;
+  };
+  Trainer trainer = make_trainer(dir.path().string(), 3, TrainerOptions("").epochs(3), loss);
+  FitResult r = trainer.fit(*train, *val);
+  CHECK(r.status == FitStatus::non_finite);
+  CHECK(r.message.find("last.pt keeps the last good state") != std::string::npos);
+  CHECK(r.state.step == 4);
+  // last.pt is the end of epoch 1: its weights are those before the NaN step's epoch began.
+  Classifier reloaded = make_model(kSpec);
+  TrainingState saved = load_checkpoint(dir / "last.pt", reloaded.module(), kSpec, nullptr, false);
+  CHECK(saved.epoch == 1);
+  CHECK(saved.step == 3);
+  CHECK(calls > 0);
+}
+
+TEST_CASE("Trainer: the run folder, the resume contract and bad options are checked") {
+  TempDir dir("trainer-contract");
+  auto train = synthetic_source(0, 2);
+  auto val = synthetic_source(100, 1);
+  const std::map<std::string, std::string> contract = {
+      {"image_size", "32"}, {"batch_size", "8"}, {"data", "abc123"}, {"lr", "0.003"}};
+  {
+    Trainer t = make_trainer(dir.path().string(), 1, TrainerOptions("").epochs(1).contract(contract));
+    CHECK(t.fit(*train, *val).status == FitStatus::completed);
+  }
+  // A fresh run into a folder holding a run is refused; --overwrite starts afresh.
+  CHECK_THROWS_WITH_AS(make_trainer(dir.path().string(), 1, TrainerOptions("").epochs(1)).fit(*train, *val),
+                       doctest::Contains("already holds a run"), c10::Error);
+  // Resume with a different data set and image size: every difference is named.
+  auto other = contract;
+  other["image_size"] = "64";
+  other["data"] = "zzz";
+  other["lr"] = "0.1";
+  CHECK_THROWS_WITH_AS(
+      make_trainer(dir.path().string(), 1, TrainerOptions("").epochs(2).resume(true).contract(other))
+          .fit(*train, *val),
+      doctest::Contains("data: checkpoint abc123, now zzz; image_size: checkpoint 32, now 64; lr"),
+      c10::Error);
+  // An allowed change (lr) passes.
+  auto lr_only = contract;
+  lr_only["lr"] = "0.1";
+  Trainer ok = make_trainer(dir.path().string(), 1,
+                            TrainerOptions("").epochs(2).resume(true).contract(lr_only).allow_changes({"lr"}));
+  CHECK(ok.fit(*train, *val).state.epoch == 2);
+  CHECK(make_trainer(dir.path().string(), 1, TrainerOptions("").epochs(1).overwrite(true))
+            .fit(*train, *val).state.epoch == 1);
+  CHECK_THROWS_WITH_AS(make_trainer(dir / "x", 1, TrainerOptions("").select_by("acc")),
+                       doctest::Contains("select_by must be map, f1 or loss, got 'acc'"), c10::Error);
+  CHECK_THROWS_WITH_AS(make_trainer(dir / "x", 1, TrainerOptions("").clip_grad_norm(std::nan(""))),
+                       doctest::Contains("clip_grad_norm must be finite"), c10::Error);
+  // No readable validation image: a clear error, not "val loss 0".
+  auto empty_val = batch_source(std::vector<BatchView>{});
+  CHECK_THROWS_WITH_AS(make_trainer(dir / "y", 1, TrainerOptions("").epochs(1)).fit(*train, *empty_val),
+                       doctest::Contains("no validation image"), c10::Error);
+}
+
+TEST_CASE("a checkpoint for another class count or architecture is refused") {
+  TempDir dir("ckpt");
   torch::manual_seed(5);
-  auto first = tiny_model();
-  auto first_opt = make_optimizer(*first, OptimizerOptions("adamw", 3e-3));
+  Classifier model = make_model(kSpec);
   TrainingState state;
-  run_epochs(first, *first_opt, sched, state, 2);
   state.thresholds = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
   state.config = "--epochs 4";
-  save_checkpoint(dir / "ckpt.pt", *first, spec, state, first_opt.get());
+  state.contract = {{"image_size", "32"}};
+  save_checkpoint(dir / "ckpt.pt", model.module(), kSpec, state);
   CHECK_FALSE(std::filesystem::exists(dir / "ckpt.pt.tmp"));
-  torch::rand({100});  // disturb the RNG: resume must restore it
-
-  torch::manual_seed(99);
-  auto resumed = tiny_model();
-  auto resumed_opt = make_optimizer(*resumed, OptimizerOptions("adamw", 3e-3));
-  TrainingState loaded = load_checkpoint(dir / "ckpt.pt", *resumed, spec, resumed_opt.get());
-  CHECK(loaded.epoch == 2);
-  CHECK(loaded.step == 6);
+  TrainingState loaded = load_checkpoint(dir / "ckpt.pt", model.module(), kSpec);
   CHECK((loaded.thresholds == state.thresholds));
   CHECK(loaded.config == "--epochs 4");
-  CHECK((read_model_spec(dir / "ckpt.pt").class_names == spec.class_names));
-  run_epochs(resumed, *resumed_opt, sched, loaded, 2);
+  CHECK((loaded.contract == state.contract));
+  CHECK(read_model_spec(dir / "ckpt.pt").eval_resize() == "squish");
 
-  auto a = full->parameters(), b = resumed->parameters();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
-  auto ab = full->buffers(), bb = resumed->buffers();
-  for (size_t i = 0; i < ab.size(); ++i) CHECK(torch::equal(ab[i], bb[i]));
-
-  SUBCASE("a checkpoint for another class count or architecture is refused") {
-    auto other = tiny_model(10);
-    ModelSpec other_spec = spec;
-    other_spec.num_classes = 10;
-    CHECK_THROWS_WITH_AS(load_checkpoint(dir / "ckpt.pt", *other, other_spec),
-                         doctest::Contains("is for mobilenet_v2 (6 classes"), c10::Error);
-    ModelSpec os8 = spec;
-    os8.output_stride = 8;
-    CHECK_THROWS_WITH_AS(load_checkpoint(dir / "ckpt.pt", *resumed, os8),
-                         doctest::Contains("output stride 8"), c10::Error);
-    std::ofstream(dir / "bad.pt") << "garbage";
-    CHECK_THROWS_WITH_AS(read_model_spec(dir / "bad.pt"), doctest::Contains("bad.pt"), c10::Error);
-  }
+  Classifier other = make_model(ModelSpec(kSpec).num_classes(10));
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "ckpt.pt", other.module(), ModelSpec(kSpec).num_classes(10)),
+                       doctest::Contains("is for mobilenet_v2 (6 classes"), c10::Error);
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "ckpt.pt", model.module(), ModelSpec(kSpec).output_stride(8)),
+                       doctest::Contains("output stride 8"), c10::Error);
+  std::ofstream(dir / "bad.pt") << "garbage";
+  CHECK_THROWS_WITH_AS(read_model_spec(dir / "bad.pt"), doctest::Contains("bad.pt"), c10::Error);
 }

@@ -2,12 +2,16 @@
 // processes (Gloo over loopback) at the same global batch, with and without overlapping the
 // gradient all-reduce with backward; PyTorch's DistributedDataParallel on the same
 // configuration (bench_ddp.py), interleaved round by round through the harness (bench_util.hpp).
+// A last row builds the model with SyncBatchNorm2d (norm_layer); PyTorch 1.13's SyncBatchNorm
+// needs CUDA, so that row has no Python counterpart.
 //
 //   bench_distributed [--steps 10] [--batch 32] [--image 96] [--width 0.5] [--rounds 3]
 //                     [--allow-load]
 //
 // The program re-executes itself as the ranks (mobilenet::launch_local).
-#include <mobilenet/distributed.hpp>
+#include <mobilenet/distributed/ddp.hpp>
+#include <mobilenet/distributed/launch.hpp>
+#include <mobilenet/distributed/sync_batch_norm.hpp>
 #include <mobilenet/models/mobilenet_v2.hpp>
 
 #include <CLI/CLI.hpp>
@@ -65,11 +69,12 @@ std::vector<std::string> config_args(const Config& c) {
 }
 
 // One rank: synthetic data, SGD, timing. Rank 0 writes its numbers to `out`.
-void run_rank(const Config& c, bool overlap, const std::string& out) {
+void run_rank(const Config& c, bool overlap, bool sync_bn, const std::string& out) {
   auto comm = mobilenet::init_distributed();
   torch::manual_seed(0);
   mobilenet::MobileNetV2 model(
-      mobilenet::MobileNetV2Options().width_mult(c.width).num_classes(c.classes));
+      mobilenet::MobileNetV2Options().width_mult(c.width).num_classes(c.classes).norm_layer(
+          sync_bn ? mobilenet::sync_batch_norm_layer(comm) : nullptr));
   mobilenet::DistributedDataParallel ddp(
       model, comm, mobilenet::DistributedDataParallelOptions().bucket_mb(c.bucket_mb).overlap(overlap));
   torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
@@ -114,13 +119,14 @@ void run_rank(const Config& c, bool overlap, const std::string& out) {
   }
 }
 
-RankResult launch(const Config& c, int64_t nproc, int64_t threads, bool overlap,
+RankResult launch(const Config& c, int64_t nproc, int64_t threads, bool overlap, bool sync_bn,
                   const std::filesystem::path& dir) {
   const auto out = (dir / ("result-" + std::to_string(nproc) + "-" + std::to_string(threads) +
-                           "-" + std::to_string(overlap) + ".txt"))
+                           "-" + std::to_string(overlap) + "-" + std::to_string(sync_bn) + ".txt"))
                        .string();
   auto args = config_args(c);
-  args.insert(args.begin(), {"--rank-program", "--overlap", overlap ? "1" : "0", "--out", out});
+  args.insert(args.begin(), {"--rank-program", "--overlap", overlap ? "1" : "0", "--sync-bn",
+                             sync_bn ? "1" : "0", "--out", out});
   mobilenet::launch_local(mobilenet::LaunchOptions(nproc).threads_per_rank(threads), args);
   RankResult r;
   std::ifstream in(out);
@@ -135,19 +141,22 @@ int main(int argc, char** argv) {
   Config c;
   bool rank_program = false;
   int overlap = 1;
+  int sync_bn = 0;
   std::string out;
   bench::HarnessOptions harness_options;
   CLI::App app("MobileNetV2 data-parallel scaling: 1 vs 2 local processes, C++ vs PyTorch");
   add_options(app, c);
   app.add_flag("--rank-program", rank_program, "internal: run as one rank");
   app.add_option("--overlap", overlap, "internal: overlap all-reduce with backward");
+  app.add_option("--sync-bn", sync_bn, "internal: build the model with SyncBatchNorm2d");
+  app.add_option("--sync-bn", sync_bn, "internal: build the model with SyncBatchNorm2d");
   app.add_option("--out", out, "internal: result file of rank 0");
   bench::add_harness_flags(app, harness_options);
   CLI11_PARSE(app, argc, argv);
   try {
     if (rank_program) {
       torch::set_num_threads(static_cast<int>(std::stoi(std::getenv("OMP_NUM_THREADS"))));
-      run_rank(c, overlap != 0, out);
+      run_rank(c, overlap != 0, sync_bn != 0, out);
       return 0;
     }
     TORCH_CHECK(c.batch % 2 == 0, "--batch must be even (split over 2 ranks)");
@@ -180,11 +189,13 @@ int main(int argc, char** argv) {
       std::string name;
       int64_t nproc, threads;
       bool overlap, with_python;  // PyTorch's DDP always overlaps: no row without
+      bool sync_bn = false;       // PyTorch 1.13's SyncBatchNorm needs CUDA: no row either
     };
     const std::vector<Row> rows{{"1 process x 1 thread", 1, 1, false, true},
                                 {"1 process x 2 threads", 1, 2, false, true},
                                 {"2 processes x 1 thread, overlap", 2, 1, true, true},
-                                {"2 processes x 1 thread, no overlap", 2, 1, false, false}};
+                                {"2 processes x 1 thread, no overlap", 2, 1, false, false},
+                                {"2 x 1 thread, overlap, SyncBatchNorm", 2, 1, true, false, true}};
     std::vector<bench::Series> series;
     for (const auto& row : rows) {
       series.emplace_back(row.name, "img/s", true, row.nproc == 2 ? ">= 1.0x" : "");
@@ -195,7 +206,7 @@ int main(int argc, char** argv) {
       for (size_t k = 0; k < rows.size(); ++k) {
         const auto& row = rows[k];
         // A: C++ ranks.
-        results[k].push_back(launch(c, row.nproc, row.threads, row.overlap, dir));
+        results[k].push_back(launch(c, row.nproc, row.threads, row.overlap, row.sync_bn, dir));
         series[k].cpp.push_back(static_cast<double>(c.batch) / results[k].back().step_s);
         // B: PyTorch ranks, same processes x threads.
         if (row.with_python) {
@@ -211,7 +222,7 @@ int main(int argc, char** argv) {
         harness.report(s);
       } else {
         std::printf("  %-34s C++ %9.2f %-5s (best %9.2f)  (no PyTorch equivalent: DDP always "
-                    "overlaps)%s\n", s.name.c_str(), bench::median(s.cpp), s.unit.c_str(),
+                    "overlaps / SyncBatchNorm needs CUDA)%s\n", s.name.c_str(), bench::median(s.cpp), s.unit.c_str(),
                     s.best(s.cpp), harness.mark().c_str());
       }
     }
@@ -239,7 +250,12 @@ int main(int argc, char** argv) {
               << 1e3 * median_of(3, &RankResult::sync_s) << " ms without overlap, "
               << 1e3 * median_of(2, &RankResult::sync_s)
               << " ms with overlap (includes waiting for the slower rank)" << harness.mark()
-              << "\n";
+              << "\n"
+              << "SyncBatchNorm2d (2 all-reduces per norm layer and step): step "
+              << 1e3 * median_of(4, &RankResult::step_s) << " ms vs " << 1e3 * two
+              << " ms with BatchNorm2d ("
+              << 100.0 * (median_of(4, &RankResult::step_s) / two - 1.0) << " %)"
+              << harness.mark() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "bench_distributed: " << e.what() << "\n";
     return 1;

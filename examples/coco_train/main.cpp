@@ -1,230 +1,243 @@
 // Trains the seed model (dilated MobileNetV2) as a multi-label classifier on COCO or any
-// COCO-format data set, evaluating every epoch; resumable, interruptible, with plots.
+// COCO-format data set: flags plus wiring around mobilenet::Trainer, which owns the loop,
+// evaluation, checkpoints, resume and metrics.csv.
 #include <mobilenet/data.hpp>
 #include <mobilenet/distributed.hpp>
-#include <mobilenet/nn/losses.hpp>
-#include <mobilenet/metrics/metrics.hpp>
-#include <mobilenet/metrics/metrics_torch.hpp>
 #include <mobilenet/mobilenet.hpp>
-#include <mobilenet/train/progress.hpp>
+#include <mobilenet/inference.hpp>
+#include <mobilenet/train/trainer.hpp>
 
 #include <CLI/CLI.hpp>
 
-#include <atomic>
-#include <csignal>
-#include <filesystem>
-#include <fstream>
-#include <iomanip>
-#include <iostream>
-#include <thread>
+#include <unistd.h>
 
-#include "plots.hpp"
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <type_traits>
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// Set by SIGINT/SIGTERM: finish the step, checkpoint, exit.
+// Set by SIGINT/SIGTERM: the Trainer finishes the step, checkpoints and returns. A second
+// signal exits at once (the user insists; last.pt still holds the previous epoch).
 std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
+extern "C" void on_signal(int) {
+  if (g_stop.exchange(true)) _exit(130);
+}
+
+// Seed model's input resolution; the README's demo uses a smaller one.
+constexpr int64_t kSeedImageSize = 256;
 
 struct Config {
   std::string coco_root, train_ann, train_images, val_ann, val_images;
+  std::string arch = "mobilenet_v2";
   int64_t output_stride = 16;
   double width_mult = 1.0;
-  std::string init = "torchvision";
-  std::string weights;
+  std::string init = "torchvision", weights;
   std::string loss = "bce";
   double focal_alpha = 0.25, focal_gamma = 2.0;
   double asl_gamma_neg = 4.0, asl_gamma_pos = 1.0, asl_clip = 0.05;
-  std::string optimizer = "adamw";
-  double lr = 1e-3, weight_decay = 1e-4, momentum = 0.9;
-  std::string schedule = "cosine";
-  double warmup_epochs = 1.0;
-  int64_t epochs = 10, batch_size = 32, image_size = 256;
-  bool amp = false;
-  std::string freeze = "none";
-  int64_t unfreeze_epoch = 0;
-  int64_t threads = 0, workers = 2;
-  std::string device;
-  bool channels_last = true;
-  bool normalize = true;
-  bool ignore_crowd = false;
-  std::string out = "runs/coco";
-  bool resume = false;
-  uint64_t seed = 0;
-  std::string select_by = "map";
-  double clip_grad = 0.0;
+  std::string optimizer = "adamw", schedule = "cosine";
+  double lr = 1e-3, weight_decay = 1e-4, momentum = 0.9, warmup_epochs = 1.0;
+  int64_t epochs = 10, batch_size = 32, image_size = kSeedImageSize;
+  std::string train_crop = "squish", eval_resize = "squish";
+  std::string recipe = "default", evaluate;
+  double ema_decay = 0, ema_warmup = 2000, cutout = 0, pct_start = 0.3;
+  int64_t randaugment_n = 0, randaugment_m = 9;
   double min_crop_scale = 0.5;
-  int64_t max_train_images = 0, max_val_images = 0;
-  int64_t nproc = 1;
+  bool amp = false, channels_last = true, normalize = true, ignore_crowd = false;
+  std::string freeze = "none";
+  int64_t unfreeze_epoch = 0, threads = 0, workers = 2;
+  std::string device, out = "runs/coco", select_by = "map";
+  bool resume = false, overwrite = false, sync_bn = false;
+  std::vector<std::string> allow_changes;
+  uint64_t seed = 0;
+  double clip_grad = 0.0;
+  int64_t max_train_images = 0, max_val_images = 0, nproc = 1;
   double dist_timeout_s = 300;
 };
 
-std::string describe(const Config& c) {
-  std::ostringstream s;
-  s << "train=" << c.train_ann << " val=" << c.val_ann << " output_stride=" << c.output_stride
-    << " width_mult=" << c.width_mult << " init=" << c.init << " loss=" << c.loss
-    << " optimizer=" << c.optimizer << " lr=" << c.lr << " weight_decay=" << c.weight_decay
-    << " schedule=" << c.schedule << " epochs=" << c.epochs << " batch_size=" << c.batch_size
-    << " image_size=" << c.image_size << " amp=" << c.amp << " freeze=" << c.freeze
-    << " normalize=" << c.normalize << " seed=" << c.seed << " select_by=" << c.select_by;
-  return s.str();
+// CLI::Range lets NaN through (every comparison with it is false): numbers must be finite.
+const CLI::Validator kFinite(
+    [](std::string& v) -> std::string {
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      return std::isfinite(d) ? "" : "must be a finite number, got " + v;
+    },
+    "FINITE");
+
+void add_flags(CLI::App& app, Config& c) {
+  auto opt = [&](const char* name, auto& v, const char* help) {
+    auto* o = app.add_option(name, v, help)->capture_default_str();
+    if constexpr (std::is_floating_point<std::decay_t<decltype(v)>>::value) o->check(kFinite);
+    return o;
+  };
+  opt("--coco-root", c.coco_root, "COCO folder: train2017/, val2017/, annotations/instances_*2017.json");
+  opt("--train-ann", c.train_ann, "training annotation file (COCO format)");
+  opt("--train-images", c.train_images, "training image folder");
+  opt("--val-ann", c.val_ann, "validation annotation file");
+  opt("--val-images", c.val_images, "validation image folder");
+  opt("--arch", c.arch, "mobilenet_v2 or mobilenet_v1")->check(CLI::IsMember({"mobilenet_v2", "mobilenet_v1"}));
+  opt("--output-stride", c.output_stride, "32, 16 or 8")->check(CLI::IsMember({8, 16, 32}));
+  opt("--width-mult", c.width_mult, "channel multiplier")->check(CLI::Range(0.05, 4.0));
+  opt("--init", c.init, "classifier init: torchvision (N(0, 0.01)) or seed (N(0, 1))")
+      ->check(CLI::IsMember({"torchvision", "seed"}));
+  opt("--weights", c.weights, "torchvision weights to fine-tune from (other class counts: head skipped)");
+  opt("--loss", c.loss, "bce, focal, asl or soft_f1")->check(CLI::IsMember({"bce", "focal", "asl", "soft_f1"}));
+  opt("--focal-alpha", c.focal_alpha, "focal: positive weight (<0: none)")->check(CLI::Range(-1.0, 1.0));
+  opt("--focal-gamma", c.focal_gamma, "focal: focusing exponent")->check(CLI::Range(0.0, 10.0));
+  opt("--asl-gamma-neg", c.asl_gamma_neg, "asl: negative focusing")->check(CLI::Range(0.0, 10.0));
+  opt("--asl-gamma-pos", c.asl_gamma_pos, "asl: positive focusing")->check(CLI::Range(0.0, 10.0));
+  opt("--asl-clip", c.asl_clip, "asl: probability margin")->check(CLI::Range(0.0, 0.5));
+  opt("--optimizer", c.optimizer, "adamw or sgd (nesterov)")->check(CLI::IsMember({"adamw", "sgd"}));
+  opt("--lr", c.lr, "peak learning rate")->check(CLI::Range(1e-12, 10.0));
+  opt("--weight-decay", c.weight_decay, "not applied to BN and biases")->check(CLI::Range(0.0, 1.0));
+  opt("--momentum", c.momentum, "sgd momentum")->check(CLI::Range(0.0, 1.0));
+  opt("--schedule", c.schedule, "cosine (with warm-up), onecycle or constant")
+      ->check(CLI::IsMember({"cosine", "onecycle", "constant"}));
+  opt("--warmup-epochs", c.warmup_epochs, "cosine: linear warm-up length")->check(CLI::Range(0.0, 1e6));
+  opt("--epochs", c.epochs, "training epochs")->check(CLI::Range(int64_t(1), int64_t(1000000)));
+  opt("--batch-size", c.batch_size, "images per step (all processes)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  opt("--image-size", c.image_size, "training/eval resolution")->check(CLI::Range(int64_t(8), int64_t(4096)));
+  opt("--train-crop", c.train_crop,
+      "squish (whole image resized to a square, multi-label default) or rrc (RandomResizedCrop)")
+      ->check(CLI::IsMember({"squish", "rrc"}));
+  opt("--eval-resize", c.eval_resize, "squish (whole image) or center (ImageNet resize + center crop)")
+      ->check(CLI::IsMember({"squish", "center"}));
+  opt("--min-crop-scale", c.min_crop_scale, "rrc: smallest area fraction kept")->check(CLI::Range(0.01, 1.0));
+  opt("--recipe", c.recipe,
+      "default, or asl (Alibaba-MIIL/ASL: asl loss 4/0/0.05, adamw 2e-4 onecycle 0.2, wd 1e-4, "
+      "EMA 0.9997, cutout 0.5, randaugment 2/9); explicit flags override the recipe")
+      ->check(CLI::IsMember({"default", "asl"}));
+  opt("--ema-decay", c.ema_decay, "EMA of the weights, evaluated beside them (0: off)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            const double d = std::strtod(v.c_str(), nullptr);
+            return d == 0 || (d > 0 && d < 1) ? "" : "must be 0 (off) or in (0, 1), got " + v;
+          },
+          "0 or (0, 1)"));
+  opt("--ema-warmup", c.ema_warmup, "EMA warm-up in updates: decay * (1 - exp(-n / warmup))")
+      ->check(CLI::Range(0.0, 1e9));
+  opt("--cutout", c.cutout, "Cutout rectangle side as a fraction of the image side (0: off)")
+      ->check(CLI::Range(0.0, 1.0));
+  opt("--randaugment-n", c.randaugment_n, "RandAugment: ops per image (0: off)")->check(CLI::Range(int64_t(0), int64_t(16)));
+  opt("--randaugment-m", c.randaugment_m, "RandAugment: magnitude on the 0..30 scale")
+      ->check(CLI::Range(int64_t(0), mobilenet::kRandAugmentMaxMagnitude));
+  opt("--pct-start", c.pct_start, "onecycle: fraction of steps spent warming up")->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--amp,!--no-amp", c.amp, "mixed precision: fp16 + loss scaling on CUDA, bf16 on CPU");
+  opt("--freeze", c.freeze, "feature blocks to freeze, e.g. 0-6 (inclusive), or none");
+  opt("--unfreeze-epoch", c.unfreeze_epoch, "make the --freeze blocks trainable from this epoch on (0: never)")
+      ->check(CLI::NonNegativeNumber);
+  opt("--threads", c.threads, "intra-op threads (0: all cores)")->check(CLI::Range(int64_t(0), int64_t(4096)));
+  opt("--workers", c.workers, "data loading threads")->check(CLI::Range(int64_t(1), int64_t(256)));
+  opt("--device", c.device, "cpu or cuda (default: cuda when available)")->check(CLI::IsMember({"", "cpu", "cuda"}));
+  app.add_flag("--channels-last,!--no-channels-last", c.channels_last, "channels-last memory format");
+  app.add_flag("--normalize,!--no-normalize", c.normalize, "ImageNet mean/std input normalization");
+  app.add_flag("--ignore-crowd", c.ignore_crowd, "do not count crowd annotations as labels");
+  opt("--out", c.out, "output folder: checkpoints, metrics.csv, plots");
+  opt("--evaluate", c.evaluate,
+      "only evaluate this checkpoint on the validation set (eval transform: the checkpoint's, "
+      "or --eval-resize when given) and print the metrics");
+  app.add_flag("--resume", c.resume, "continue the run in --out from last.pt");
+  app.add_flag("--overwrite", c.overwrite, "start afresh even if --out holds a run");
+  opt("--allow-change", c.allow_changes, "on --resume, settings allowed to differ (lr, epochs, ...)");
+  app.add_flag("--sync-bn", c.sync_bn, "data-parallel: BatchNorm statistics over the global batch");
+  opt("--seed", c.seed, "seeds init, shuffling and augmentation");
+  opt("--select-by", c.select_by, "which epoch is best.pt: map, f1 (tuned macro) or loss")
+      ->check(CLI::IsMember({"map", "f1", "loss"}));
+  opt("--clip-grad", c.clip_grad, "clip the gradient norm (0: off)")->check(CLI::Range(0.0, 1e12));
+  opt("--nproc", c.nproc, "data-parallel processes on this machine (Gloo on CPU, NCCL on CUDA)")
+      ->check(CLI::Range(int64_t(1), int64_t(1024)));
+  opt("--dist-timeout", c.dist_timeout_s, "seconds a rank waits for the others (rendezvous too)")
+      ->check(CLI::Range(1.0, 86400.0 * 7));
+  opt("--max-train-images", c.max_train_images, "use only the first N training images (0: all)")->check(CLI::NonNegativeNumber);
+  opt("--max-val-images", c.max_val_images, "use only the first N validation images (0: all)")->check(CLI::NonNegativeNumber);
+}
+
+// --recipe asl: what Alibaba-MIIL/ASL's train.py does, for every flag the user did not give.
+void apply_recipe(const CLI::App& app, Config& c) {
+  if (c.recipe != "asl") return;
+  auto preset = [&](const char* flag, auto& field, auto value) {
+    if (app.count(flag) == 0) field = value;
+  };
+  preset("--loss", c.loss, std::string("asl"));
+  preset("--asl-gamma-neg", c.asl_gamma_neg, 4.0);
+  preset("--asl-gamma-pos", c.asl_gamma_pos, 0.0);
+  preset("--asl-clip", c.asl_clip, 0.05);
+  preset("--optimizer", c.optimizer, std::string("adamw"));
+  preset("--lr", c.lr, 2e-4);
+  preset("--weight-decay", c.weight_decay, 1e-4);
+  preset("--schedule", c.schedule, std::string("onecycle"));
+  preset("--pct-start", c.pct_start, 0.2);
+  preset("--ema-decay", c.ema_decay, 0.9997);
+  preset("--cutout", c.cutout, 0.5);
+  preset("--randaugment-n", c.randaugment_n, int64_t(2));
+  preset("--randaugment-m", c.randaugment_m, int64_t(9));
 }
 
 mobilenet::LossFunction make_loss(const Config& c) {
   using namespace mobilenet;
-  if (c.loss == "bce") {
-    return [](const torch::Tensor& x, const torch::Tensor& y) { return bce_with_logits_loss(x, y); };
-  }
   if (c.loss == "focal") {
     auto o = SigmoidFocalLossOptions().alpha(c.focal_alpha).gamma(c.focal_gamma);
     return [o](const torch::Tensor& x, const torch::Tensor& y) { return sigmoid_focal_loss(x, y, o); };
   }
   if (c.loss == "asl") {
-    auto o = AsymmetricLossOptions()
-                 .gamma_neg(c.asl_gamma_neg)
-                 .gamma_pos(c.asl_gamma_pos)
-                 .clip(c.asl_clip);
+    auto o = AsymmetricLossOptions().gamma_neg(c.asl_gamma_neg).gamma_pos(c.asl_gamma_pos).clip(c.asl_clip);
     return [o](const torch::Tensor& x, const torch::Tensor& y) { return asymmetric_loss(x, y, o); };
   }
-  return [](const torch::Tensor& x, const torch::Tensor& y) { return soft_f1_loss(x, y); };
+  if (c.loss == "soft_f1") return [](const torch::Tensor& x, const torch::Tensor& y) { return soft_f1_loss(x, y); };
+  return [](const torch::Tensor& x, const torch::Tensor& y) { return bce_with_logits_loss(x, y); };
 }
 
-/// Validation metrics of one epoch: at threshold 0.5 and at per-class thresholds tuned on
-/// this same set for F1 (so the tuned figures are optimistic; the thresholds are what a
-/// deployed model carries).
-struct EpochMetrics {
-  mobilenet::ThresholdMetrics at_half, tuned;
-  mobilenet::AveragePrecision ap;
-  std::vector<float> thresholds;
-  std::string report;
-};
-
-EpochMetrics evaluate_multilabel(const torch::Tensor& scores, const torch::Tensor& targets,
-                                 const std::vector<std::string>& names) {
-  mobilenet::MetricsAccumulator acc(scores.size(1));
-  mobilenet::accumulate(acc, scores, targets);
-  EpochMetrics m;
-  m.at_half = acc.at_threshold(0.5f);
-  m.thresholds = acc.tune_thresholds();
-  m.tuned = acc.at_threshold(m.thresholds);
-  m.ap = acc.average_precision();
-  m.report = acc.report(names, m.thresholds);
-  return m;
+mobilenet::Transform make_train_transform(const Config& c) {
+  auto t = mobilenet::train_transform(c.image_size, mobilenet::parse_train_crop(c.train_crop), c.normalize,
+                                      mobilenet::RandomResizedCropOptions().scale_min(c.min_crop_scale));
+  if (c.cutout > 0) t.cutout(mobilenet::CutoutOptions().size(c.cutout).fill(mobilenet::CutoutFill::random_color));
+  if (c.randaugment_n > 0) t.randaugment(mobilenet::RandAugmentOptions(c.randaugment_n, c.randaugment_m));
+  return t;
 }
 
-/// Validation pass: mean loss, sigmoid scores and targets.
-struct EvalOutput {
-  double loss = 0;
-  torch::Tensor scores, targets;
-};
+// What a resumed run (and every rank) must share; --allow-change relaxes named entries.
+mobilenet::RunContract make_contract(const Config& c, int64_t world, const std::string& train_fp,
+                                     const std::string& val_fp) {
+  auto str = [](auto v) { std::ostringstream s; s << v; return s.str(); };
+  return {{"arch", c.arch}, {"width_mult", str(c.width_mult)}, {"output_stride", str(c.output_stride)},
+          {"image_size", str(c.image_size)}, {"batch_size", str(c.batch_size)}, {"world_size", str(world)},
+          {"train_data", train_fp}, {"val_data", val_fp}, {"loss", c.loss}, {"optimizer", c.optimizer},
+          {"lr", str(c.lr)}, {"weight_decay", str(c.weight_decay)}, {"schedule", c.schedule},
+          {"epochs", str(c.epochs)}, {"train_crop", c.train_crop}, {"eval_resize", c.eval_resize},
+          {"amp", str(c.amp)}, {"normalize", str(c.normalize)}, {"seed", str(c.seed)},
+          {"freeze", c.freeze}, {"sync_bn", str(c.sync_bn)}, {"recipe", c.recipe},
+          {"ema_decay", str(c.ema_decay)}, {"cutout", str(c.cutout)},
+          {"randaugment", str(c.randaugment_n) + "/" + str(c.randaugment_m)}};
+}
 
-EvalOutput run_eval(mobilenet::MobileNetV2& model, mobilenet::DataLoader& loader,
-                    const mobilenet::LossFunction& loss_fn, const torch::Device& device,
-                    bool amp, int64_t epoch, int64_t num_classes) {
-  model->eval();
-  torch::NoGradGuard no_grad;
-  EvalOutput out;
-  std::vector<torch::Tensor> scores, targets;
-  double loss_sum = 0;
-  int64_t n = 0;
-  for (auto& batch : loader.epoch(epoch)) {
-    auto images = batch.images.to(device, /*non_blocking=*/true);
-    auto y = batch.targets.to(device);
-    torch::Tensor logits;
-    {
-      mobilenet::AutocastGuard autocast(device, amp);
-      logits = model(images);
-    }
-    logits = logits.to(torch::kFloat);
-    loss_sum += loss_fn(logits, y).item<double>() * static_cast<double>(y.size(0));
-    n += y.size(0);
-    scores.push_back(torch::sigmoid(logits).cpu());
-    targets.push_back(batch.targets);
-  }
-  // With several ranks a shard may be empty; the caller gathers.
-  out.loss = n > 0 ? loss_sum / static_cast<double>(n) : 0.0;
-  out.scores = n > 0 ? torch::cat(scores) : torch::zeros({0, num_classes});
-  out.targets = n > 0 ? torch::cat(targets) : torch::zeros({0, num_classes});
-  return out;
+std::vector<mobilenet::Sample> load_split(const std::string& ann, const std::string& images,
+                                          const mobilenet::CocoOptions& o, int64_t max,
+                                          std::vector<std::string>& names) {
+  const auto ds = mobilenet::load_coco(ann, o);
+  if (names.empty()) names = ds.class_names();
+  TORCH_CHECK(names == ds.class_names(), "'", ann, "' defines other categories than the training set");
+  auto samples = ds.samples(images);
+  if (max > 0 && int64_t(samples.size()) > max) samples.resize(size_t(max));
+  return samples;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Seed model's input resolution; the README's demo uses a smaller one.
-  constexpr int64_t kSeedImageSize = 256;
   Config c;
-  c.image_size = kSeedImageSize;
-  CLI::App app{"Train a MobileNetV2 multi-label classifier on COCO-format data"};
-  app.add_option("--coco-root", c.coco_root,
-                 "COCO folder with train2017/, val2017/, annotations/instances_{train,val}2017.json");
-  app.add_option("--train-ann", c.train_ann, "training annotation file (COCO format)");
-  app.add_option("--train-images", c.train_images, "training image folder");
-  app.add_option("--val-ann", c.val_ann, "validation annotation file");
-  app.add_option("--val-images", c.val_images, "validation image folder");
-  app.add_option("--output-stride", c.output_stride, "32, 16 or 8")
-      ->check(CLI::IsMember({8, 16, 32}))->capture_default_str();
-  app.add_option("--width-mult", c.width_mult, "channel multiplier")->capture_default_str();
-  app.add_option("--init", c.init,
-                 "classifier init: torchvision (Linear N(0, 0.01)) or seed (N(0, 1.0), the "
-                 "seed project's, trains worse)")
-      ->check(CLI::IsMember({"torchvision", "seed"}))->capture_default_str();
-  app.add_option("--weights", c.weights,
-                 "torchvision weights to fine-tune from (scripts/export_torchvision_weights.py); "
-                 "a classifier of another class count is skipped");
-  app.add_option("--loss", c.loss, "bce, focal, asl or soft_f1")
-      ->check(CLI::IsMember({"bce", "focal", "asl", "soft_f1"}))->capture_default_str();
-  app.add_option("--focal-alpha", c.focal_alpha, "focal: positive weight (<0: none)")->capture_default_str();
-  app.add_option("--focal-gamma", c.focal_gamma, "focal: focusing exponent")->capture_default_str();
-  app.add_option("--asl-gamma-neg", c.asl_gamma_neg, "asl: negative focusing")->capture_default_str();
-  app.add_option("--asl-gamma-pos", c.asl_gamma_pos, "asl: positive focusing")->capture_default_str();
-  app.add_option("--asl-clip", c.asl_clip, "asl: probability margin")->capture_default_str();
-  app.add_option("--optimizer", c.optimizer, "adamw or sgd (nesterov)")
-      ->check(CLI::IsMember({"adamw", "sgd"}))->capture_default_str();
-  app.add_option("--lr", c.lr, "peak learning rate")->capture_default_str();
-  app.add_option("--weight-decay", c.weight_decay, "not applied to BN and biases")->capture_default_str();
-  app.add_option("--momentum", c.momentum, "sgd momentum")->capture_default_str();
-  app.add_option("--schedule", c.schedule, "cosine (with warm-up), onecycle or constant")
-      ->check(CLI::IsMember({"cosine", "onecycle", "constant"}))->capture_default_str();
-  app.add_option("--warmup-epochs", c.warmup_epochs, "cosine: linear warm-up length")->capture_default_str();
-  app.add_option("--epochs", c.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batch-size", c.batch_size, "images per step")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--image-size", c.image_size, "training/eval resolution")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_flag("--amp,!--no-amp", c.amp, "mixed precision: fp16 + loss scaling on CUDA, bf16 on CPU")->capture_default_str();
-  app.add_option("--freeze", c.freeze, "feature blocks to freeze, e.g. 0-6 or 14-18 (inclusive), or none")->capture_default_str();
-  app.add_option("--unfreeze-epoch", c.unfreeze_epoch,
-                 "make the --freeze blocks trainable from this epoch on (0: never)")
-      ->capture_default_str();
-  app.add_option("--threads", c.threads, "intra-op threads (default: all cores)");
-  app.add_option("--workers", c.workers, "data loading threads")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--device", c.device, "cpu or cuda (default: cuda when available)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_flag("--channels-last,!--no-channels-last", c.channels_last, "channels-last memory format")->capture_default_str();
-  app.add_flag("--normalize,!--no-normalize", c.normalize, "ImageNet mean/std input normalization")->capture_default_str();
-  app.add_flag("--ignore-crowd", c.ignore_crowd, "do not count crowd annotations as labels")->capture_default_str();
-  app.add_option("--out", c.out, "output folder: checkpoints, metrics.csv, plots")->capture_default_str();
-  app.add_flag("--resume", c.resume, "continue from OUT/last.pt");
-  app.add_option("--seed", c.seed, "seeds init, shuffling and augmentation")->capture_default_str();
-  app.add_option("--select-by", c.select_by, "which epoch is kept as best.pt: map, f1 (tuned macro) or loss")
-      ->check(CLI::IsMember({"map", "f1", "loss"}))->capture_default_str();
-  app.add_option("--min-crop-scale", c.min_crop_scale,
-                 "smallest area fraction RandomResizedCrop keeps (torchvision: 0.08; small crops "
-                 "cut objects out and so make multi-label targets wrong)")
-      ->check(CLI::Range(0.01, 1.0))->capture_default_str();
-  app.add_option("--clip-grad", c.clip_grad, "clip the gradient norm (0: off)")->capture_default_str();
-  app.add_option("--nproc", c.nproc,
-                 "data-parallel processes on this machine (Gloo on CPU, NCCL on CUDA); for "
-                 "several machines launch ranks with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--dist-timeout", c.dist_timeout_s,
-                 "seconds a rank waits for the others before failing (dead or hung peer)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--max-train-images", c.max_train_images, "use only the first N training images (0: all)");
-  app.add_option("--max-val-images", c.max_val_images, "use only the first N validation images (0: all)");
+  CLI::App app{"Train a MobileNet multi-label classifier on COCO-format data"};
+  add_flags(app, c);
   CLI11_PARSE(app, argc, argv);
-
+  apply_recipe(app, c);
   try {
     if (c.nproc > 1 && !std::getenv("RANK")) {
       // Parent of a local data-parallel job: re-run this program as nproc ranks and wait.
@@ -233,15 +246,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto comm = mobilenet::init_distributed(mobilenet::DistributedOptions().timeout(
-        std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout_s * 1000))));
-    const bool main_rank = comm->is_main();
+        mobilenet::timeout_from_seconds(c.dist_timeout_s, "--dist-timeout")));
     const int64_t world = comm->world_size();
     TORCH_CHECK(c.batch_size % world == 0, "--batch-size ", c.batch_size,
                 " must be divisible by the number of processes (", world, ")");
-    // Only rank 0 talks and writes; the others stay silent unless they fail.
     std::ostream silent(nullptr);
-    std::ostream& log = main_rank ? std::cerr : silent;
-    std::ostream& out = main_rank ? std::cout : silent;
+    std::ostream& log = comm->is_main() ? std::cerr : silent;
     if (!c.coco_root.empty()) {
       const fs::path root(c.coco_root);
       if (c.train_ann.empty()) c.train_ann = (root / "annotations/instances_train2017.json").string();
@@ -249,256 +259,86 @@ int main(int argc, char** argv) {
       if (c.val_ann.empty()) c.val_ann = (root / "annotations/instances_val2017.json").string();
       if (c.val_images.empty()) c.val_images = (root / "val2017").string();
     }
-    TORCH_CHECK(!c.train_ann.empty() && !c.val_ann.empty(),
+    TORCH_CHECK((!c.train_ann.empty() || !c.evaluate.empty()) && !c.val_ann.empty(),
                 "give --coco-root, or --train-ann/--train-images/--val-ann/--val-images");
-    const torch::Device device(c.device.empty() ? (torch::cuda::is_available() ? "cuda" : "cpu")
-                                                : c.device);
+    const torch::Device device(c.device.empty() ? (torch::cuda::is_available() ? "cuda" : "cpu") : c.device);
     int threads = static_cast<int>(std::thread::hardware_concurrency());
     if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && world > 1) threads = std::atoi(omp);
-    if (c.threads > 0) threads = static_cast<int>(c.threads);
-    torch::set_num_threads(std::max(1, threads));
+    torch::set_num_threads(std::max(1, c.threads > 0 ? static_cast<int>(c.threads) : threads));
     torch::manual_seed(c.seed);
+    if (!c.evaluate.empty()) return evaluate_checkpoint(app, c);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    if (main_rank) fs::create_directories(c.out);
 
     // Data.
-    auto options = mobilenet::CocoOptions().ignore_crowd(c.ignore_crowd);
+    const auto coco = mobilenet::CocoOptions().ignore_crowd(c.ignore_crowd);
     log << "loading " << c.train_ann << " and " << c.val_ann << "\n";
-    const auto train_set = mobilenet::load_coco(c.train_ann, options);
-    const auto val_set = mobilenet::load_coco(c.val_ann, options);
-    TORCH_CHECK(train_set.class_names() == val_set.class_names(), "'", c.train_ann, "' and '",
-                c.val_ann, "' define different categories");
-    auto train_samples = train_set.samples(c.train_images);
-    auto val_samples = val_set.samples(c.val_images);
-    if (c.max_train_images > 0 && int64_t(train_samples.size()) > c.max_train_images)
-      train_samples.resize(static_cast<size_t>(c.max_train_images));
-    if (c.max_val_images > 0 && int64_t(val_samples.size()) > c.max_val_images)
-      val_samples.resize(static_cast<size_t>(c.max_val_images));
-    const int64_t num_classes = train_set.num_classes();
-    const auto class_names = train_set.class_names();
-    log << train_samples.size() << " training and " << val_samples.size()
-              << " validation images, " << num_classes << " classes\n";
-    mobilenet::Transform train_transform;
-    train_transform
-        .random_resized_crop(c.image_size,
-                             mobilenet::RandomResizedCropOptions().scale_min(c.min_crop_scale))
-        .horizontal_flip(0.5);
-    if (c.normalize) train_transform.normalize(mobilenet::kImageNetMean, mobilenet::kImageNetStd);
+    std::vector<std::string> names;
+    auto train_samples = load_split(c.train_ann, c.train_images, coco, c.max_train_images, names);
+    auto val_samples = load_split(c.val_ann, c.val_images, coco, c.max_val_images, names);
+    log << train_samples.size() << " training and " << val_samples.size() << " validation images, "
+        << names.size() << " classes\n";
+    const auto contract = make_contract(c, world, mobilenet::data_fingerprint(train_samples, names),
+                                        mobilenet::data_fingerprint(val_samples, names));
+    auto loader_options = mobilenet::LoaderOptions(c.batch_size / world)
+                              .workers(c.workers).seed(c.seed).rank(comm->rank()).world_size(world);
     mobilenet::DataLoader train_loader(
-        train_samples, train_transform,
-        mobilenet::LoaderOptions(c.batch_size / world)
-            .workers(c.workers)
-            .seed(c.seed)
-            .rank(comm->rank())
-            .world_size(world)
-            .even_shards(true)  // equal step counts on every rank
+        train_samples, make_train_transform(c),
+        mobilenet::LoaderOptions(loader_options).even_shards(true)  // equal steps on every rank
             .drop_last(int64_t(train_samples.size()) > c.batch_size));
-    mobilenet::DataLoader val_loader(
-        val_samples, mobilenet::eval_transform(c.image_size, c.normalize),
-        mobilenet::LoaderOptions(c.batch_size / world)
-            .workers(c.workers)
-            .shuffle(false)
-            .rank(comm->rank())
-            .world_size(world));
+    const auto spec = mobilenet::ModelSpec().arch(c.arch).num_classes(int64_t(names.size()))
+                          .width_mult(c.width_mult).output_stride(c.output_stride).image_size(c.image_size)
+                          .normalize(c.normalize).eval_resize(c.eval_resize).class_names(names);
+    mobilenet::DataLoader val_loader(val_samples, mobilenet::eval_transform_for(spec),
+                                     mobilenet::LoaderOptions(loader_options).shuffle(false));
 
     // Model.
-    mobilenet::ModelSpec spec{"mobilenet_v2", num_classes, c.width_mult, c.output_stride,
-                              c.image_size, c.normalize, class_names};
-    mobilenet::MobileNetV2 model(mobilenet::MobileNetV2Options()
-                                     .num_classes(num_classes)
-                                     .width_mult(c.width_mult)
-                                     .output_stride(c.output_stride));
-    mobilenet::init_model(*model, mobilenet::init_policy(c.init));
+    TORCH_CHECK(!c.sync_bn || comm->distributed(), "--sync-bn needs a data-parallel run (--nproc > 1)");
+    mobilenet::Classifier model = mobilenet::make_model(
+        spec, mobilenet::init_policy(c.init), c.sync_bn ? mobilenet::sync_batch_norm_layer(comm) : nullptr);
     if (!c.weights.empty()) {
-      auto report = mobilenet::load_weights(*model, c.weights, mobilenet::LoadOptions().strict(false));
-      log << "loaded " << report.loaded << " tensors from " << c.weights << "\n"
-                << report.describe();
+      auto report = mobilenet::load_weights(model.module(), c.weights, mobilenet::LoadOptions().strict(false));
+      log << "loaded " << report.loaded << " tensors from " << c.weights << "\n" << report.describe();
     }
-    model->to(device);
-    if (c.channels_last) mobilenet::to_channels_last(*model);
-    mobilenet::Freezer freezer(model->features, mobilenet::parse_block_range(c.freeze));
-
-    const int64_t steps_per_epoch = train_loader.batches_per_epoch();
-    TORCH_CHECK(steps_per_epoch > 0, "the training set is empty");
-    auto optimizer = mobilenet::make_optimizer(
-        *model, mobilenet::OptimizerOptions(c.optimizer, c.lr)
-                    .weight_decay(c.weight_decay)
-                    .momentum(c.momentum));
-    const mobilenet::LrSchedule schedule(
-        mobilenet::LrScheduleOptions(c.schedule, c.lr, c.epochs * steps_per_epoch)
-            .warmup_steps(std::min<int64_t>(c.epochs * steps_per_epoch,
-                                            int64_t(c.warmup_epochs * steps_per_epoch))));
-    mobilenet::GradScaler scaler(mobilenet::GradScalerOptions().enabled(c.amp && device.is_cuda()));
-    const auto loss_fn = make_loss(c);
-    auto step_options = mobilenet::TrainStepOptions(device).amp(c.amp).clip_grad_norm(c.clip_grad);
-
-    const std::string last_path = (fs::path(c.out) / "last.pt").string();
-    const std::string best_path = (fs::path(c.out) / "best.pt").string();
-    const std::string csv_path = (fs::path(c.out) / "metrics.csv").string();
-    mobilenet::TrainingState state;
-    state.config = describe(c);
-    if (c.resume) {
-      TORCH_CHECK(fs::exists(last_path), "--resume: no checkpoint at '", last_path, "'");
-      state = mobilenet::load_checkpoint(last_path, *model, spec, optimizer.get());
-      if (!state.scaler.empty()) scaler.load_state(state.scaler);
-      log << "resumed from " << last_path << " at epoch " << state.epoch << ", step "
-                << state.step << "\n";
-    } else if (main_rank) {
-      std::ofstream(csv_path) << "epoch,train_loss,val_loss,accuracy,micro_precision,"
-                                 "micro_recall,micro_f1,macro_precision,macro_recall,macro_f1,"
-                                 "tuned_micro_f1,tuned_macro_f1,map,seconds\n";
-    }
-
-    // After resume, so every rank starts from the same weights (rank 0's are broadcast).
+    model.module().to(device);
+    if (c.channels_last) mobilenet::to_channels_last(model.module());
+    mobilenet::Freezer freezer(model.features(), mobilenet::parse_block_range(c.freeze));
+    // Before the Trainer resumes: every rank starts from rank 0's weights, then loads last.pt.
     std::unique_ptr<mobilenet::DistributedDataParallel> ddp;
     if (comm->distributed()) {
-      ddp = std::make_unique<mobilenet::DistributedDataParallel>(model, comm);
-      step_options.after_backward([&] { ddp->synchronize(); });
-      step_options.finite_consensus(
-          [&](bool finite) { return comm->all_reduce_sum<int64_t>(finite ? 0 : 1) == 0; });
+      ddp = std::make_unique<mobilenet::DistributedDataParallel>(model.ptr(), comm);
       log << "data parallel: " << world << " processes (" << comm->backend() << "), "
           << c.batch_size / world << " images per process and step\n";
     }
 
-    auto evaluate_and_log = [&](int64_t epoch, double train_loss, double seconds) {
-      auto eval = run_eval(model, val_loader, loss_fn, device, c.amp, epoch, num_classes);
-      if (comm->distributed()) {  // every rank saw a shard: gather scores, average the loss
-        const double n = static_cast<double>(eval.scores.size(0));
-        const double total = comm->all_reduce_sum<double>(n);
-        eval.loss = comm->all_reduce_sum<double>(eval.loss * n) / total;
-        eval.scores = comm->all_gather_cat(eval.scores);
-        eval.targets = comm->all_gather_cat(eval.targets);
-        train_loss = comm->all_reduce_sum<double>(train_loss) / static_cast<double>(world);
-      }
-      auto m = evaluate_multilabel(eval.scores, eval.targets, class_names);
-      if (!main_rank) return std::make_pair(eval, m);
-      std::ofstream csv(csv_path, std::ios::app);
-      csv << std::setprecision(6) << epoch << "," << train_loss << "," << eval.loss << ","
-          << m.at_half.element_accuracy << "," << m.at_half.micro_precision << ","
-          << m.at_half.micro_recall << "," << m.at_half.micro_f1 << ","
-          << m.at_half.macro_precision << "," << m.at_half.macro_recall << ","
-          << m.at_half.macro_f1 << "," << m.tuned.micro_f1 << "," << m.tuned.macro_f1 << ","
-          << m.ap.mean << "," << seconds << "\n";
-      out << std::fixed << std::setprecision(4) << "epoch " << epoch
-                << " | train loss " << train_loss << " | val loss " << eval.loss
-                << " | acc " << m.at_half.element_accuracy << " | P/R/F1@0.5 micro "
-                << m.at_half.micro_precision << "/" << m.at_half.micro_recall << "/"
-                << m.at_half.micro_f1 << " macro " << m.at_half.macro_precision << "/"
-                << m.at_half.macro_recall << "/" << m.at_half.macro_f1 << " | tuned F1 micro "
-                << m.tuned.micro_f1 << " macro " << m.tuned.macro_f1 << " | mAP " << m.ap.mean
-                << std::endl;
-      return std::make_pair(eval, m);
-    };
-
-    if (!c.resume) {
-      auto [eval, m] = evaluate_and_log(0, std::nan(""), 0.0);  // the untrained model
-      (void)eval;
-      (void)m;
-    }
-    bool nan_stop = false, stop = false;
-    // Every rank must stop at the same step: agree on Ctrl-C across ranks.
-    auto stop_requested = [&] {
-      return comm->distributed() ? comm->all_reduce_sum<int64_t>(g_stop ? 1 : 0) > 0
-                                 : static_cast<bool>(g_stop);
-    };
-    // Rank 0 writes; the others wait so nobody races ahead of a checkpoint.
-    auto checkpoint = [&](const std::string& path, bool with_optimizer) {
-      if (main_rank) {
-        mobilenet::save_checkpoint(path, *model, spec, state,
-                                   with_optimizer ? optimizer.get() : nullptr);
-      }
-      comm->barrier();
-    };
-    for (int64_t epoch = state.epoch; epoch < c.epochs && !stop && !nan_stop; ++epoch) {
-      if (c.unfreeze_epoch > 0 && epoch + 1 >= c.unfreeze_epoch && !freezer.range().empty()) {
-        // The optimizer already holds every parameter (frozen ones just had no gradient).
-        freezer.unfreeze();
-        log << "epoch " << epoch + 1 << ": feature blocks " << c.freeze << " unfrozen\n";
-      }
-      freezer.train(*model);
-      mobilenet::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs),
-                                 steps_per_epoch);
-      // A resumed interrupted epoch continues where it stopped: same order, later batches.
-      const int64_t skip = state.step - epoch * steps_per_epoch;
-      int64_t i = 0, images = 0;
-      double loss_sum = 0;
-      int64_t loss_n = 0;
-      for (auto& batch : train_loader.epoch(epoch)) {
-        if (i++ < skip) continue;
-        auto x = batch.images.to(device, /*non_blocking=*/true);
-        auto y = batch.targets.to(device, /*non_blocking=*/true);
-        schedule.apply(*optimizer, state.step);
-        auto r = mobilenet::train_step(model, *optimizer, scaler, loss_fn, x, y, step_options);
-        if (!r.finite && !scaler.enabled()) {
-          log << "\nloss became " << r.loss << " at epoch " << epoch + 1 << ", step "
-                    << state.step << ": stopping; " << last_path
-                    << " keeps the last good state\n";
-          nan_stop = true;
-          break;
-        }
-        ++state.step;
-        images += x.size(0);
-        if (r.finite) {
-          loss_sum += r.loss;
-          ++loss_n;
-        }
-        std::ostringstream extra;
-        extra << "loss " << std::fixed << std::setprecision(4) << (loss_n ? loss_sum / loss_n : 0.0)
-              << " lr " << std::scientific << std::setprecision(2) << schedule.lr(state.step - 1);
-        if (main_rank) bar.update(i, images * world, extra.str());
-        stop = stop_requested();
-        if (stop) break;
-      }
-      if (nan_stop) break;
-      state.scaler = scaler.state();
-      if (stop) {
-        train_loader.stop();
-        checkpoint(last_path, true);
-        log << "\ninterrupted: checkpoint written to " << last_path
-                  << " (continue with --resume)\n";
-        return 130;
-      }
-      if (main_rank) bar.finish(images * world, "loss " + std::to_string(loss_n ? loss_sum / loss_n : 0.0));
-      state.epoch = epoch + 1;
-      auto [eval, m] = evaluate_and_log(epoch + 1, loss_n ? loss_sum / loss_n : std::nan(""),
-                                        bar.elapsed());
-      state.thresholds = m.thresholds;
-      const double score = c.select_by == "map"  ? m.ap.mean
-                           : c.select_by == "f1" ? m.tuned.macro_f1
-                                                 : -eval.loss;
-      const bool best = score > state.best_score;
-      if (best) {
-        state.best_score = score;
-        state.best_epoch = epoch + 1;
-      }
-      checkpoint(last_path, true);
-      if (best) checkpoint(best_path, false);
-      stop = stop_requested();
-      if (state.epoch == c.epochs && main_rank) {
-        out << "\n" << m.report;
-        std::ofstream per_class((fs::path(c.out) / "per_class.csv").string());
-        per_class << "class,ap,threshold\n";
-        for (int64_t k = 0; k < num_classes; ++k) {
-          per_class << class_names[size_t(k)] << "," << m.ap.per_class[size_t(k)] << ","
-                    << m.thresholds[size_t(k)] << "\n";
-        }
-      }
-    }
-    if (nan_stop) return 2;
-    if (stop) {
-      log << "interrupted between epochs: " << last_path << " is up to date\n";
-      return 130;
-    }
-    if (!main_rank) return 0;
-    if (coco_train::render_plots(c.out)) {
-      out << "plots: " << c.out << "/{loss,f1,map,per_class_ap}.png\n";
-    } else {
-      out << "gnuplot not found: install it and run 'gnuplot " << c.out << "/plots.gp'\n";
-    }
-    out << "best epoch " << state.best_epoch << " (" << c.select_by << " "
-              << (c.select_by == "loss" ? -state.best_score : state.best_score) << "): "
-              << best_path << "\n";
+    auto options = mobilenet::TrainerOptions(c.out)
+        .epochs(c.epochs).device(device).amp(c.amp).clip_grad_norm(c.clip_grad)
+        .schedule(mobilenet::LrScheduleOptions(c.schedule, c.lr, 0).pct_start(c.pct_start))
+        .warmup_epochs(c.warmup_epochs)
+        .resume(c.resume).overwrite(c.overwrite).select_by(c.select_by).collectives(comm)
+        .contract(contract).allow_changes({c.allow_changes.begin(), c.allow_changes.end()})
+        .config(app.config_to_str(true, false)).stop_flag(&g_stop)
+        .on_epoch_start([&](int64_t epoch) {
+          if (c.unfreeze_epoch > 0 && epoch + 1 >= c.unfreeze_epoch && !freezer.range().empty()) {
+            freezer.unfreeze();  // the optimizer already holds every parameter
+            log << "epoch " << epoch + 1 << ": feature blocks " << c.freeze << " unfrozen\n";
+          }
+          freezer.train(model.module());
+        });
+    if (ddp) options.after_backward([&] { ddp->synchronize(); });
+    if (c.ema_decay > 0) options.ema(mobilenet::ModelEmaOptions().decay(c.ema_decay).warmup(c.ema_warmup));
+    auto optimizer = mobilenet::make_optimizer(
+        model.module(), mobilenet::OptimizerOptions(c.optimizer, c.lr).weight_decay(c.weight_decay).momentum(c.momentum));
+    mobilenet::Trainer trainer(model, spec, std::move(optimizer), make_loss(c), options);
+    const mobilenet::FitResult result = trainer.fit(train_loader, val_loader);
+    if (result.status == mobilenet::FitStatus::interrupted) return 130;
+    if (result.status == mobilenet::FitStatus::non_finite) return 2;
+    if (!comm->is_main()) return 0;
+    const bool plotted = std::system("command -v gnuplot >/dev/null 2>&1") == 0 &&
+                         std::system(("gnuplot '" + c.out + "/plots.gp' 2>/dev/null").c_str()) == 0;
+    std::cout << (plotted ? "plots: " + c.out + "/{loss,f1,map,per_class_ap}.png\n"
+                          : "gnuplot not found: install it and run 'gnuplot " + c.out + "/plots.gp'\n")
+              << result.message << "\n";
   } catch (const c10::Error& e) {
     std::cerr << "coco_train: " << e.what_without_backtrace() << "\n";
     return 1;

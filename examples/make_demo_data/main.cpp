@@ -20,18 +20,21 @@ int main(int argc, char** argv) {
   int64_t train = options.train(), val = options.val(), size = options.size();
   uint64_t seed = options.seed();
   int quality = options.quality();
+  double border = options.border_fraction();
   app.add_option("--out", out, "Output directory")->capture_default_str();
   app.add_option("--train", train, "Number of training images")->capture_default_str();
   app.add_option("--val", val, "Number of validation images")->capture_default_str();
   app.add_option("--size", size, "Shorter image side in pixels")->capture_default_str();
   app.add_option("--seed", seed, "Random seed (same seed, same files)")->capture_default_str();
-  app.add_option("--quality", quality, "JPEG quality 1..100")->capture_default_str();
+  app.add_option("--quality", quality, "JPEG quality 1..100")->check(CLI::Range(1, 100))->capture_default_str();
+  app.add_option("--border-fraction", border, "fraction of objects cut by an image border")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
     const auto start = std::chrono::steady_clock::now();
     const auto splits = mobilenet::write_demo_data(
-        out, options.train(train).val(val).size(size).seed(seed).quality(quality));
+        out, options.train(train).val(val).size(size).seed(seed).quality(quality).border_fraction(border));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (const auto& s : splits) {

@@ -10,3 +10,4 @@
 #include <mobilenet/nn/init.hpp>
 #include <mobilenet/nn/inverted_residual.hpp>
 #include <mobilenet/nn/losses.hpp>
+#include <mobilenet/nn/norm_layer.hpp>

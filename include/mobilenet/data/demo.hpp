@@ -43,6 +43,10 @@ struct DemoDataOptions {
   TORCH_ARG(double, empty_fraction) = 0.12;
   /// Fraction of non-empty images that also get one crowd annotation. Default 0.1.
   TORCH_ARG(double, crowd_fraction) = 0.1;
+  /// Fraction of objects placed across an image border (centre 0.3-0.5 radius inside an edge,
+  /// so about a third of the shape is cut off), as in photos where labelled objects touch the
+  /// border: a center crop then cuts them away. Default 0 (earlier files stay byte-identical).
+  TORCH_ARG(double, border_fraction) = 0.0;
 };
 
 /// One demo class: a shape drawn in one colour, so a small CNN separates classes quickly.
@@ -325,7 +329,17 @@ inline DemoSplitSummary write_demo_split(const std::string& out, const std::stri
         // shape would be a label the pixels do not support.
         for (int attempt = 0; attempt < 30; ++attempt) {
           const double r = side * rng.uniform(0.13, 0.27);
-          const double cx = rng.uniform(r, img.w - r), cy = rng.uniform(r, img.h - r);
+          double cx = rng.uniform(r, img.w - r), cy = rng.uniform(r, img.h - r);
+          if (options.border_fraction() > 0 && rng.uniform() < options.border_fraction()) {
+            // Across one of the four edges.
+            const double d = r * rng.uniform(0.3, 0.5);
+            switch (rng.below(4)) {
+              case 0: cx = d; break;
+              case 1: cx = img.w - d; break;
+              case 2: cy = d; break;
+              default: cy = img.h - d; break;
+            }
+          }
           bool ok = true;
           for (const auto& p : placed) ok = ok && std::hypot(cx - p[0], cy - p[1]) > 0.8 * (r + p[2]);
           if (!ok) continue;

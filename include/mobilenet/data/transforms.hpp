@@ -19,6 +19,7 @@
 /// ```
 
 #include <mobilenet/detail/image_resample.hpp>
+#include <mobilenet/data/augment.hpp>
 #include <mobilenet/data/image.hpp>
 
 #include <torch/torch.h>
@@ -206,7 +207,8 @@ inline void adjust_hue(float* img, int64_t n, float shift) {
 }  // namespace detail
 
 /// A composable image transform: geometry steps (resize, crops) apply in the order added;
-/// then horizontal flip, colour jitter and normalisation, always in that order.
+/// then Cutout, RandAugment (augment.hpp), horizontal flip, colour jitter and
+/// normalisation, always in that order.
 /// The result is float CHW (a view of HWC memory: channels-last strides).
 class Transform {
  public:
@@ -216,7 +218,8 @@ class Transform {
     add_geometry({detail::GeometryStep::kResizeShorter, size, 0, {}});
     return *this;
   }
-  /// Resizes to exactly height x width.
+  /// Resizes the whole image to exactly height x width, not keeping the aspect ratio
+  /// ("squish", torchvision Resize((h, w))): nothing is cropped away.
   Transform& resize(int64_t height, int64_t width) {
     TORCH_CHECK(height > 0 && width > 0, "Transform::resize: sizes must be positive, got ",
                 height, "x", width);
@@ -261,6 +264,19 @@ class Transform {
                     options.saturation() >= 0 && options.hue() >= 0 && options.hue() <= 0.5,
                 "Transform::color_jitter: strengths must be >= 0 and hue <= 0.5");
     jitter_ = options;
+    return *this;
+  }
+  /// Cutout on the resized uint8 image (see CutoutOptions); throws naming a bad option.
+  Transform& cutout(CutoutOptions options) {
+    check_cutout_options(options);
+    cutout_ = options;
+    return *this;
+  }
+  /// RandAugment on the resized uint8 image, after Cutout (see RandAugmentOptions); throws
+  /// naming a bad option.
+  Transform& randaugment(RandAugmentOptions options) {
+    check_randaugment_options(options);
+    randaugment_ = options;
     return *this;
   }
   /// (x / 255 - mean) / std per channel. Without normalize (or after no_normalize) the
@@ -444,6 +460,13 @@ class Transform {
     thread_local std::vector<uint8_t> resampled;
     resampled.resize(size_t(p.out_h * p.out_w * 3));
     resample_into(img, p, resampled.data());
+    if (cutout_ || randaugment_) {
+      // One draw seeds the augmentations' own stream: their draw count varies per sample.
+      SampleRng aug_rng(rng.next());
+      if (cutout_) detail::cutout_u8(resampled.data(), p.out_h, p.out_w, *cutout_, aug_rng);
+      if (randaugment_)
+        detail::randaugment_u8(resampled.data(), p.out_h, p.out_w, *randaugment_, aug_rng);
+    }
     const uint8_t* src = resampled.data();
     const int64_t h = p.out_h, w = p.out_w;
     const bool jitter = jitter_.brightness() > 0 || jitter_.contrast() > 0 ||
@@ -497,6 +520,8 @@ class Transform {
   std::vector<detail::GeometryStep> steps_;
   double flip_p_ = 0;
   ColorJitterOptions jitter_;
+  std::optional<CutoutOptions> cutout_;
+  std::optional<RandAugmentOptions> randaugment_;
   std::array<float, 3> mean_ = {0.f, 0.f, 0.f};
   std::array<float, 3> std_ = {1.f, 1.f, 1.f};
 };
@@ -515,6 +540,80 @@ inline Transform train_transform(int64_t image_size, bool normalize = true) {
 inline Transform eval_transform(int64_t image_size, bool normalize = true) {
   Transform t;
   t.resize(int64_t(double(image_size) * 256.0 / 224.0)).center_crop(image_size);
+  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
+  return t;
+}
+
+/// The multi-label training transform: the whole image resized to image_size x image_size
+/// (no crop, so no labelled object is cut away), flip with p = 0.5, ImageNet normalisation
+/// when `normalize`. Add `.cutout(...)` / `.randaugment(...)` for the ASL recipe.
+inline Transform multilabel_train_transform(int64_t image_size, bool normalize = true) {
+  Transform t;
+  t.resize(image_size, image_size).horizontal_flip(0.5);
+  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
+  return t;
+}
+
+/// The multi-label evaluation transform: the whole image resized to image_size x
+/// image_size, ImageNet normalisation when `normalize`.
+inline Transform multilabel_eval_transform(int64_t image_size, bool normalize = true) {
+  Transform t;
+  t.resize(image_size, image_size);
+  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
+  return t;
+}
+
+/// The geometry of an evaluation transform, recorded by name in checkpoints so that
+/// prediction rebuilds what the model was trained for.
+enum class EvalCrop {
+  squish,  ///< "squish": the whole image resized to size x size (multilabel_eval_transform)
+  center,  ///< "center": shorter side to size * 256 / 224, central crop (eval_transform)
+};
+
+/// "squish" or "center".
+inline const char* to_string(EvalCrop crop) {
+  return crop == EvalCrop::squish ? "squish" : "center";
+}
+
+/// Inverse of to_string(EvalCrop); throws c10::Error naming the value otherwise.
+inline EvalCrop parse_eval_crop(const std::string& name) {
+  if (name == "squish") return EvalCrop::squish;
+  TORCH_CHECK(name == "center", "eval crop must be 'squish' or 'center', got '", name, "'");
+  return EvalCrop::center;
+}
+
+/// The evaluation transform for `crop`: multilabel_eval_transform or eval_transform.
+inline Transform eval_transform(int64_t image_size, EvalCrop crop, bool normalize = true) {
+  return crop == EvalCrop::squish ? multilabel_eval_transform(image_size, normalize)
+                                  : eval_transform(image_size, normalize);
+}
+
+/// The geometry of a training transform.
+enum class TrainCrop {
+  squish,          ///< "squish": the whole image resized to size x size
+  random_resized,  ///< "rrc": torchvision's RandomResizedCrop
+};
+
+/// "squish" or "rrc".
+inline const char* to_string(TrainCrop crop) {
+  return crop == TrainCrop::squish ? "squish" : "rrc";
+}
+
+/// Inverse of to_string(TrainCrop); throws c10::Error naming the value otherwise.
+inline TrainCrop parse_train_crop(const std::string& name) {
+  if (name == "squish") return TrainCrop::squish;
+  TORCH_CHECK(name == "rrc", "train crop must be 'squish' or 'rrc', got '", name, "'");
+  return TrainCrop::random_resized;
+}
+
+/// The training transform for `crop` (`rrc` only for random_resized), flip with p = 0.5,
+/// ImageNet normalisation when `normalize`.
+/// Example: `train_transform(224, parse_train_crop(flag)).randaugment(RandAugmentOptions(2, 9))`.
+inline Transform train_transform(int64_t image_size, TrainCrop crop, bool normalize = true,
+                                 RandomResizedCropOptions rrc = {}) {
+  if (crop == TrainCrop::squish) return multilabel_train_transform(image_size, normalize);
+  Transform t;
+  t.random_resized_crop(image_size, rrc).horizontal_flip(0.5);
   if (normalize) t.normalize(kImageNetMean, kImageNetStd);
   return t;
 }

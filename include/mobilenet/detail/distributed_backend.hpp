@@ -1,6 +1,6 @@
 #pragma once
 /// \file distributed_backend.hpp
-/// c10d plumbing behind mobilenet/distributed.hpp: which backends this LibTorch build has,
+/// c10d plumbing behind mobilenet/distributed/: which backends this LibTorch build has,
 /// a type-erased process group, environment parsing and error text.
 
 #include <torch/torch.h>
@@ -11,6 +11,7 @@
 #include <torch/csrc/distributed/c10d/Types.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <sstream>
@@ -140,6 +141,9 @@ class C10dGroup final : public CollectiveGroup {
  private:
   c10::intrusive_ptr<Group> group_;
 };
+
+/// A duration in seconds, for messages.
+inline double seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1e3; }
 
 /// True for addresses that can only mean this machine: Gloo must then listen on loopback
 /// too, whatever the host name resolves to.

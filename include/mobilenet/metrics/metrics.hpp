@@ -9,6 +9,7 @@
 ///     std::cout << acc.report(class_names);               // per-class table + summary
 ///     std::vector<float> thr = acc.tune_thresholds();     // per-class F1-optimal thresholds
 ///     mobilenet::MetricsSummary s = acc.summary(thr);     // micro/macro F1, mAP, ...
+///     mobilenet::PaperMetrics p = acc.paper_metrics(0.5f, 3);  // CP/CR/CF1/OP/OR/OF1, all + top-3
 ///
 /// Conventions:
 /// - scores are probabilities (or any monotone score); a sample is predicted positive for class
@@ -20,6 +21,23 @@
 ///   2PR/(P+R), and 0 when P + R = 0;
 /// - average precision of a class without any positive target is undefined (NaN) and left out
 ///   of mAP; the number of such classes is reported. (scikit-learn 1.2 counts them as 0.)
+///
+/// The papers' protocol (ML-GCN, CVPR 2019, and the papers that reuse its evaluation code: ASL,
+/// Query2Label, ...), see paper_metrics(): per class c, Nc = correctly predicted, Np = predicted,
+/// Ng = positive targets;
+///   CP = mean_c Nc/Np, CR = mean_c Nc/Ng, CF1 = 2 CP CR / (CP + CR) (not the mean of per-class
+///   F1), OP = sum Nc / sum Np, OR = sum Nc / sum Ng, OF1 = 2 OP OR / (OP + OR),
+/// for two prediction rules: "all" (score >= threshold) and "top-k" (among the image's k highest
+/// scores, ties broken by the lower class index, and score >= threshold). Edge cases:
+/// - a class never predicted (Np = 0) has precision 0, ML-GCN's code convention (it replaces
+///   Np = 0 by 1 before dividing); it still counts in CP's mean over all classes;
+/// - a class without positive targets (Ng = 0) has recall 0 in CR's mean over all classes
+///   (ML-GCN's code gives NaN there; the count is reported as classes_without_positives);
+/// - OP uses the true sum of Np, as the papers' formula (ML-GCN's code sums the replaced Np, so
+///   each never-predicted class adds 1 to its denominator); OP = 0 when nothing is predicted,
+///   OR = 0 without any positive target, CF1 = 0 when CP + CR = 0 and OF1 = 0 when OP + OR = 0
+///   (ML-GCN: NaN).
+/// Images without positive targets count like any other (their predictions are false positives).
 
 #include <mobilenet/detail/metrics_sort.hpp>
 
@@ -27,6 +45,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <iomanip>
@@ -63,6 +82,25 @@ struct AveragePrecision {
   int64_t num_undefined = 0;      ///< classes without positive targets, excluded from `mean`
 };
 
+/// The papers' six numbers for one prediction rule (see the file comment for the edge cases).
+struct PaperScores {
+  double class_precision = 0;    ///< CP: mean over all classes of Nc/Np
+  double class_recall = 0;       ///< CR: mean over all classes of Nc/Ng
+  double class_f1 = 0;           ///< CF1 = 2 CP CR / (CP + CR)
+  double overall_precision = 0;  ///< OP = sum Nc / sum Np
+  double overall_recall = 0;     ///< OR = sum Nc / sum Ng
+  double overall_f1 = 0;         ///< OF1 = 2 OP OR / (OP + OR)
+  int64_t classes_without_predictions = 0;  ///< classes with Np = 0 (precision 0 in CP)
+};
+
+/// The multi-label protocol of ML-GCN / ASL papers, from MetricsAccumulator::paper_metrics().
+struct PaperMetrics {
+  int64_t top_k = 3;  ///< k of the `top` rule
+  PaperScores all;    ///< predicted iff score >= threshold ("All" in the papers' tables)
+  PaperScores top;    ///< predicted iff among the image's top_k scores and score >= threshold
+  int64_t classes_without_positives = 0;  ///< classes with Ng = 0 (recall 0 in CR)
+};
+
 /// The headline numbers of an evaluation (what a training log prints each epoch).
 struct MetricsSummary {
   int64_t num_samples = 0, num_classes = 0;
@@ -71,17 +109,27 @@ struct MetricsSummary {
   double macro_precision = 0, macro_recall = 0, macro_f1 = 0;
   double mean_average_precision = std::numeric_limits<double>::quiet_NaN();
   int64_t classes_without_positives = 0;  ///< excluded from mean_average_precision
+  PaperMetrics paper;  ///< CP/CR/CF1/OP/OR/OF1 at the same thresholds, all and top-k
 };
 
-/// One line: "samples 5000 | acc 0.9797 | micro P/R/F1 0.91/0.45/0.60 | macro F1 ... | mAP ...".
+/// One line: "samples 5000 | acc 0.9797 | micro P/R/F1 0.91/0.45/0.60 | macro F1 ... | mAP ...
+/// | all CP/CR/CF1 ... OP/OR/OF1 ... | top-3 CP/CR/CF1 ... OP/OR/OF1 ...".
 inline std::ostream& operator<<(std::ostream& os, const MetricsSummary& s) {
-  char buf[320];
+  char buf[640];
+  const PaperScores& a = s.paper.all;
+  const PaperScores& t = s.paper.top;
   std::snprintf(buf, sizeof buf,
                 "samples %lld | acc %.4f | micro P/R/F1 %.4f/%.4f/%.4f | macro P/R/F1 "
-                "%.4f/%.4f/%.4f | mAP %.4f (%lld classes without positives)",
+                "%.4f/%.4f/%.4f | mAP %.4f (%lld classes without positives) | all CP/CR/CF1 "
+                "%.4f/%.4f/%.4f OP/OR/OF1 %.4f/%.4f/%.4f | top-%lld CP/CR/CF1 %.4f/%.4f/%.4f "
+                "OP/OR/OF1 %.4f/%.4f/%.4f",
                 static_cast<long long>(s.num_samples), s.element_accuracy, s.micro_precision,
                 s.micro_recall, s.micro_f1, s.macro_precision, s.macro_recall, s.macro_f1,
-                s.mean_average_precision, static_cast<long long>(s.classes_without_positives));
+                s.mean_average_precision, static_cast<long long>(s.classes_without_positives),
+                a.class_precision, a.class_recall, a.class_f1, a.overall_precision,
+                a.overall_recall, a.overall_f1, static_cast<long long>(s.paper.top_k),
+                t.class_precision, t.class_recall, t.class_f1, t.overall_precision,
+                t.overall_recall, t.overall_f1);
   return os << buf;
 }
 
@@ -320,25 +368,95 @@ class MetricsAccumulator {
     return thresholds;
   }
 
-  /// Headline numbers at one threshold (default 0.5).
-  MetricsSummary summary(float threshold = 0.5f,
-                         ZeroDivision zero_division = ZeroDivision::zero) const {
-    return make_summary(at_threshold(threshold, zero_division), average_precision());
+  /// The papers' CP, CR, CF1, OP, OR, OF1 (ML-GCN protocol, conventions in the file comment)
+  /// for two rules: `all` predicts a class when score >= threshold; `top` only when the class
+  /// is also among the image's `top_k` highest scores (ties go to the lower class index, as a
+  /// stable sort by descending score). The papers use threshold 0.5 on probabilities (0 on
+  /// logits) and top_k = 3. `top_k` >= 1; top_k >= num_classes makes the two rules equal.
+  /// Example: `double cf1_top3 = acc.paper_metrics(0.5f, 3).top.class_f1;`
+  PaperMetrics paper_metrics(float threshold = 0.5f, int64_t top_k = 3) const {
+    return paper_metrics(std::vector<float>(static_cast<size_t>(num_classes_), threshold), top_k);
+  }
+
+  /// Same with one threshold per class. The top-k ranking is over all classes' scores; each
+  /// of the k kept classes must then reach its own threshold.
+  PaperMetrics paper_metrics(const std::vector<float>& thresholds, int64_t top_k = 3) const {
+    check_thresholds(thresholds, "paper_metrics");
+    if (top_k < 1) {
+      throw std::invalid_argument("MetricsAccumulator::paper_metrics: top_k must be >= 1, got " +
+                                  std::to_string(top_k));
+    }
+    const size_t C = static_cast<size_t>(num_classes_);
+    const size_t n = static_cast<size_t>(num_samples_);
+    const ThresholdMetrics at = at_threshold(thresholds);
+    const std::vector<int64_t>& correct_all = at.tp;
+    std::vector<int64_t> predicted_all(C);
+    for (size_t c = 0; c < C; ++c) predicted_all[c] = at.tp[c] + at.fp[c];
+    std::vector<int64_t> correct_top = correct_all, predicted_top = predicted_all;
+    const size_t k = static_cast<size_t>(std::min<int64_t>(top_k, num_classes_));
+    if (k < C) {
+      std::fill(correct_top.begin(), correct_top.end(), 0);
+      std::fill(predicted_top.begin(), predicted_top.end(), 0);
+      // Rows are gathered from the class-major storage a block at a time, so that the C
+      // column streams are read sequentially.
+      constexpr size_t kBlock = 256;
+      std::vector<float> block(kBlock * C);
+      std::vector<uint32_t> order(C);
+      for (size_t r0 = 0; r0 < n; r0 += kBlock) {
+        const size_t rows = std::min(n - r0, kBlock);
+        for (size_t c = 0; c < C; ++c) {
+          const float* s = scores_[c].data() + r0;
+          for (size_t r = 0; r < rows; ++r) block[r * C + c] = s[r];
+        }
+        for (size_t r = 0; r < rows; ++r) {
+          const float* row = block.data() + r * C;
+          for (size_t c = 0; c < C; ++c) order[c] = static_cast<uint32_t>(c);
+          std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k),
+                            order.end(), [row](uint32_t a, uint32_t b) {
+                              return row[a] > row[b] || (row[a] == row[b] && a < b);
+                            });
+          for (size_t j = 0; j < k; ++j) {
+            const uint32_t c = order[j];
+            if (row[c] >= thresholds[c]) {
+              ++predicted_top[c];
+              correct_top[c] += labels_[c][r0 + r];
+            }
+          }
+        }
+      }
+    }
+    PaperMetrics m;
+    m.top_k = top_k;
+    m.all = paper_scores(correct_all, predicted_all);
+    m.top = paper_scores(correct_top, predicted_top);
+    for (int64_t pos : positives_) m.classes_without_positives += pos == 0;
+    return m;
+  }
+
+  /// Headline numbers at one threshold (default 0.5); the papers' metrics use the same
+  /// threshold and `top_k`.
+  MetricsSummary summary(float threshold = 0.5f, ZeroDivision zero_division = ZeroDivision::zero,
+                         int64_t top_k = 3) const {
+    return make_summary(at_threshold(threshold, zero_division), average_precision(),
+                        paper_metrics(threshold, top_k));
   }
 
   /// Headline numbers at per-class thresholds.
   MetricsSummary summary(const std::vector<float>& thresholds,
-                         ZeroDivision zero_division = ZeroDivision::zero) const {
-    return make_summary(at_threshold(thresholds, zero_division), average_precision());
+                         ZeroDivision zero_division = ZeroDivision::zero,
+                         int64_t top_k = 3) const {
+    return make_summary(at_threshold(thresholds, zero_division), average_precision(),
+                        paper_metrics(thresholds, top_k));
   }
 
   /// Printable report at per-class thresholds: one row per class (precision, recall, F1,
-  /// support, threshold, AP), micro / macro / weighted averages, then accuracy and mAP.
+  /// support, threshold, AP), micro / macro / weighted averages, accuracy and mAP, then the
+  /// papers' CP/CR/CF1/OP/OR/OF1 for all predictions and the top `top_k`.
   /// `class_names` may be empty (classes are numbered) or hold one name per class.
   /// Example: `std::cout << acc.report(names, acc.tune_thresholds());`
   std::string report(const std::vector<std::string>& class_names,
                      const std::vector<float>& thresholds,
-                     ZeroDivision zero_division = ZeroDivision::zero) const {
+                     ZeroDivision zero_division = ZeroDivision::zero, int64_t top_k = 3) const {
     if (!class_names.empty() && static_cast<int64_t>(class_names.size()) != num_classes_) {
       throw std::invalid_argument("MetricsAccumulator::report: " +
                                   std::to_string(class_names.size()) + " class names for " +
@@ -380,14 +498,28 @@ class MetricsAccumulator {
       os << " (" << ap.num_undefined << " without positives: AP undefined, excluded)";
     }
     os << "\n";
+    const auto paper = paper_metrics(thresholds, top_k);
+    os << "\n" << std::left << std::setw(static_cast<int>(width)) << "ML-GCN" << std::right;
+    for (const char* h : {"CP", "CR", "CF1", "OP", "OR", "OF1"}) os << std::setw(10) << h;
+    os << "\n";
+    auto paper_row = [&](const std::string& name, const PaperScores& p) {
+      os << std::left << std::setw(static_cast<int>(width)) << name << std::right;
+      for (double v : {p.class_precision, p.class_recall, p.class_f1, p.overall_precision,
+                       p.overall_recall, p.overall_f1}) {
+        os << std::setw(10) << v;
+      }
+      os << "\n";
+    };
+    paper_row("all", paper.all);
+    paper_row("top-" + std::to_string(top_k), paper.top);
     return os.str();
   }
 
   /// Printable report at one threshold for all classes.
   std::string report(const std::vector<std::string>& class_names = {}, float threshold = 0.5f,
-                     ZeroDivision zero_division = ZeroDivision::zero) const {
+                     ZeroDivision zero_division = ZeroDivision::zero, int64_t top_k = 3) const {
     return report(class_names, std::vector<float>(static_cast<size_t>(num_classes_), threshold),
-                  zero_division);
+                  zero_division, top_k);
   }
 
  private:
@@ -398,6 +530,38 @@ class MetricsAccumulator {
     r = pos == 0 ? zd : static_cast<double>(tp) / static_cast<double>(pos);
     const double denom = p + r;
     f = denom == 0 ? 0.0 : 2 * p * r / denom;
+  }
+
+  /// CP/CR/CF1/OP/OR/OF1 from per-class counts, with the conventions of the file comment.
+  PaperScores paper_scores(const std::vector<int64_t>& correct,
+                           const std::vector<int64_t>& predicted) const {
+    PaperScores p;
+    double precision_sum = 0, recall_sum = 0;
+    int64_t correct_sum = 0, predicted_sum = 0, positive_sum = 0;
+    for (size_t c = 0; c < correct.size(); ++c) {
+      const double nc = static_cast<double>(correct[c]);
+      if (predicted[c] > 0) precision_sum += nc / static_cast<double>(predicted[c]);
+      else ++p.classes_without_predictions;
+      if (positives_[c] > 0) recall_sum += nc / static_cast<double>(positives_[c]);
+      correct_sum += correct[c];
+      predicted_sum += predicted[c];
+      positive_sum += positives_[c];
+    }
+    auto ratio = [](int64_t a, int64_t b) {
+      return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+    };
+    auto f1 = [](double precision, double recall) {
+      const double denom = precision + recall;
+      return denom == 0 ? 0.0 : 2 * precision * recall / denom;
+    };
+    const double classes = static_cast<double>(correct.size());
+    p.class_precision = precision_sum / classes;
+    p.class_recall = recall_sum / classes;
+    p.class_f1 = f1(p.class_precision, p.class_recall);
+    p.overall_precision = ratio(correct_sum, predicted_sum);
+    p.overall_recall = ratio(correct_sum, positive_sum);
+    p.overall_f1 = f1(p.overall_precision, p.overall_recall);
+    return p;
   }
 
   static double mean(const std::vector<double>& v) {
@@ -423,7 +587,8 @@ class MetricsAccumulator {
     }
   }
 
-  MetricsSummary make_summary(const ThresholdMetrics& m, const AveragePrecision& ap) const {
+  MetricsSummary make_summary(const ThresholdMetrics& m, const AveragePrecision& ap,
+                              const PaperMetrics& paper) const {
     MetricsSummary s;
     s.num_samples = num_samples_;
     s.num_classes = num_classes_;
@@ -436,6 +601,7 @@ class MetricsAccumulator {
     s.macro_f1 = m.macro_f1;
     s.mean_average_precision = ap.mean;
     s.classes_without_positives = ap.num_undefined;
+    s.paper = paper;
     return s;
   }
 

@@ -186,7 +186,9 @@ inline void compile_module(const std::shared_ptr<torch::nn::Module>& m,
     out.push_back(std::move(n));
   } else if (std::shared_ptr<torch::nn::Module> branch;
              residual_branch<InvertedResidualImpl<ReLU6, torch::nn::BatchNorm2d>>(m, &branch) ||
-             residual_branch<InvertedResidualImpl<ReLU, torch::nn::BatchNorm2d>>(m, &branch)) {
+             residual_branch<InvertedResidualImpl<ReLU6, torch::nn::AnyModule>>(m, &branch) ||
+             residual_branch<InvertedResidualImpl<ReLU, torch::nn::BatchNorm2d>>(m, &branch) ||
+             residual_branch<InvertedResidualImpl<ReLU, torch::nn::AnyModule>>(m, &branch)) {
     if (branch) {
       InferenceNode n;
       n.kind = InferenceNode::Kind::kResidual;

@@ -7,6 +7,7 @@
 #include <mobilenet/detail/dilation.hpp>
 #include <mobilenet/detail/forward_recorder.hpp>
 #include <mobilenet/nn/init.hpp>
+#include <mobilenet/nn/norm_layer.hpp>
 
 #include <torch/torch.h>
 
@@ -50,10 +51,13 @@ struct MobileNetV1Options {
   TORCH_ARG(std::vector<int64_t>, stage_dilations) = {};
   /// Dropout before the Linear; default 0.2 (as MobileNetV2, so training code treats both alike).
   TORCH_ARG(double, dropout) = 0.2;
+  /// Builds every norm layer, as MobileNetV2Options::norm_layer; null (default): BatchNorm2d.
+  TORCH_ARG(NormLayer, norm_layer) = nullptr;
 };
 
 /// MobileNetV1 with members `features` (stem + blocks) and `classifier` (Dropout, Linear),
-/// named like MobileNetV2 so the same code can freeze or replace either part.
+/// named like MobileNetV2 so the same code can freeze or replace either part. With a
+/// norm_layer the blocks' Norm is torch::nn::AnyModule, as in MobileNetV2.
 class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
  public:
   explicit MobileNetV1Impl(MobileNetV1Options options = {}) : options(std::move(options)) {
@@ -65,30 +69,10 @@ class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
     detail::check_model_options("MobileNetV1", o.num_classes(), o.width_mult(), o.dropout(),
                                 o.stages().size(), o.stage_dilations(), o.output_stride());
 
-    constexpr int64_t kStemStride = 2;
-    int64_t channels = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
-    torch::nn::Sequential layers;
-    layers->push_back(
-        ConvBnAct<ReLU>(ConvBnActOptions(3, channels).stride(kStemStride)));
-    detail::StridePlanner planner(o.output_stride(), kStemStride);
-    for (size_t i = 0; i < o.stages().size(); ++i) {
-      const auto& stage = o.stages()[i];
-      TORCH_CHECK(stage.n > 0 && stage.c > 0 && (stage.s == 1 || stage.s == 2),
-                  "MobileNetV1: stage ", i, " (c=", stage.c, ", n=", stage.n, ", s=", stage.s,
-                  ") needs c > 0, n > 0, s in {1, 2}");
-      const int64_t extra = detail::stage_dilation(o.stage_dilations(), i);
-      const int64_t out =
-          detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
-                                 o.round_nearest());
-      for (int64_t j = 0; j < stage.n; ++j) {
-        const auto g = planner.next(j == 0 ? stage.s : 1);
-        layers->push_back(DepthwiseSeparable<>(DepthwiseSeparableOptions(channels, out)
-                                                   .stride(g.stride)
-                                                   .dilation(g.dilation * extra)));
-        channels = out;
-      }
-    }
-    features = register_module("features", layers);
+    int64_t channels = 0;
+    features = register_module("features",
+                               o.norm_layer() ? make_features<torch::nn::AnyModule>(channels)
+                                              : make_features<torch::nn::BatchNorm2d>(channels));
     classifier = register_module(
         "classifier", torch::nn::Sequential(torch::nn::Dropout(o.dropout()),
                                             torch::nn::Linear(channels, o.num_classes())));
@@ -110,6 +94,39 @@ class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
   MobileNetV1Options options;
   torch::nn::Sequential features{nullptr};
   torch::nn::Sequential classifier{nullptr};
+
+ private:
+  // Stem and depthwise-separable stages, norms of type Norm; `channels` receives the output
+  // width.
+  template <typename Norm>
+  torch::nn::Sequential make_features(int64_t& channels) const {
+    const auto& o = options;
+    constexpr int64_t kStemStride = 2;
+    channels = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
+    torch::nn::Sequential layers;
+    layers->push_back(ConvBnAct<ReLU, Norm>(
+        ConvBnActOptions(3, channels).stride(kStemStride).norm_layer(o.norm_layer())));
+    detail::StridePlanner planner(o.output_stride(), kStemStride);
+    for (size_t i = 0; i < o.stages().size(); ++i) {
+      const auto& stage = o.stages()[i];
+      TORCH_CHECK(stage.n > 0 && stage.c > 0 && (stage.s == 1 || stage.s == 2),
+                  "MobileNetV1: stage ", i, " (c=", stage.c, ", n=", stage.n, ", s=", stage.s,
+                  ") needs c > 0, n > 0, s in {1, 2}");
+      const int64_t extra = detail::stage_dilation(o.stage_dilations(), i);
+      const int64_t out =
+          detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
+                                 o.round_nearest());
+      for (int64_t j = 0; j < stage.n; ++j) {
+        const auto g = planner.next(j == 0 ? stage.s : 1);
+        layers->push_back(DepthwiseSeparable<ReLU, Norm>(DepthwiseSeparableOptions(channels, out)
+                                                             .stride(g.stride)
+                                                             .dilation(g.dilation * extra)
+                                                             .norm_layer(o.norm_layer())));
+        channels = out;
+      }
+    }
+    return layers;
+  }
 };
 TORCH_MODULE(MobileNetV1);
 

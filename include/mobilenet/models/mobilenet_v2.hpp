@@ -7,6 +7,7 @@
 #include <mobilenet/detail/forward_recorder.hpp>
 #include <mobilenet/nn/init.hpp>
 #include <mobilenet/nn/inverted_residual.hpp>
+#include <mobilenet/nn/norm_layer.hpp>
 
 #include <torch/torch.h>
 
@@ -58,10 +59,16 @@ struct MobileNetV2Options {
   TORCH_ARG(double, dropout) = 0.2;
   /// Width of the last 1x1 conv before width_mult; default 1280.
   TORCH_ARG(int64_t, last_channel) = 1280;
+  /// Builds every norm layer (torchvision's `norm_layer`); null (default): BatchNorm2d.
+  /// State dict keys and parameter counts stay torchvision's for BatchNorm2d-compatible norms.
+  /// Example: `.norm_layer(sync_batch_norm_layer(comm))` (distributed/sync_batch_norm.hpp).
+  TORCH_ARG(NormLayer, norm_layer) = nullptr;
 };
 
 /// MobileNetV2. Parameter and buffer names equal torchvision's (`features.0.0.weight`,
 /// `features.1.conv.0.0.weight`, ..., `classifier.1.bias`). forward() returns logits.
+/// The blocks are ConvBnAct<> / InvertedResidual<> (BatchNorm2d), or ConvBnAct<ReLU6,
+/// torch::nn::AnyModule> / InvertedResidual<ReLU6, torch::nn::AnyModule> with a norm_layer.
 /// Example: `MobileNetV2 model(MobileNetV2Options().num_classes(80));`
 class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
  public:
@@ -76,35 +83,14 @@ class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
     detail::check_model_options("MobileNetV2", o.num_classes(), o.width_mult(), o.dropout(),
                                 o.stages().size(), o.stage_dilations(), o.output_stride());
 
-    constexpr int64_t kStemStride = 2;  // the 3x3 stem conv halves the input
-    int64_t input_channel = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
     const int64_t last = detail::make_divisible(
         static_cast<double>(o.last_channel()) * std::max(1.0, o.width_mult()),
         o.round_nearest());
-
-    torch::nn::Sequential layers;
-    layers->push_back(ConvBnAct<>(ConvBnActOptions(3, input_channel).stride(kStemStride)));
-    detail::StridePlanner planner(o.output_stride(), kStemStride);
-    for (size_t i = 0; i < o.stages().size(); ++i) {
-      const auto& stage = o.stages()[i];
-      TORCH_CHECK(stage.n > 0 && stage.c > 0 && stage.t >= 1 && (stage.s == 1 || stage.s == 2),
-                  "MobileNetV2: stage ", i, " (t=", stage.t, ", c=", stage.c, ", n=", stage.n,
-                  ", s=", stage.s, ") needs t >= 1, c > 0, n > 0, s in {1, 2}");
-      const int64_t extra = detail::stage_dilation(o.stage_dilations(), i);
-      const int64_t output_channel =
-          detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
-                                 o.round_nearest());
-      for (int64_t j = 0; j < stage.n; ++j) {
-        const auto g = planner.next(j == 0 ? stage.s : 1);
-        layers->push_back(InvertedResidual<>(InvertedResidualOptions(input_channel, output_channel)
-                                                 .stride(g.stride)
-                                                 .dilation(g.dilation * extra)
-                                                 .expand_ratio(stage.t)));
-        input_channel = output_channel;
-      }
-    }
-    layers->push_back(ConvBnAct<>(ConvBnActOptions(input_channel, last).kernel_size(1)));
-    features = register_module("features", layers);
+    // A fixed BatchNorm2d unless a norm_layer is given: the default path stays free of type
+    // erasure.
+    features = register_module("features", o.norm_layer()
+                                               ? make_features<torch::nn::AnyModule>(last)
+                                               : make_features<torch::nn::BatchNorm2d>(last));
     classifier = register_module(
         "classifier", torch::nn::Sequential(torch::nn::Dropout(o.dropout()),
                                             torch::nn::Linear(last, o.num_classes())));
@@ -129,6 +115,42 @@ class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
   MobileNetV2Options options;
   torch::nn::Sequential features{nullptr};
   torch::nn::Sequential classifier{nullptr};
+
+ private:
+  // Stem, inverted residual stages and the last 1x1 conv (`last` channels), norms of type Norm.
+  template <typename Norm>
+  torch::nn::Sequential make_features(int64_t last) const {
+    const auto& o = options;
+    constexpr int64_t kStemStride = 2;  // the 3x3 stem conv halves the input
+    int64_t input_channel = detail::make_divisible(32 * o.width_mult(), o.round_nearest());
+    torch::nn::Sequential layers;
+    layers->push_back(ConvBnAct<ReLU6, Norm>(
+        ConvBnActOptions(3, input_channel).stride(kStemStride).norm_layer(o.norm_layer())));
+    detail::StridePlanner planner(o.output_stride(), kStemStride);
+    for (size_t i = 0; i < o.stages().size(); ++i) {
+      const auto& stage = o.stages()[i];
+      TORCH_CHECK(stage.n > 0 && stage.c > 0 && stage.t >= 1 && (stage.s == 1 || stage.s == 2),
+                  "MobileNetV2: stage ", i, " (t=", stage.t, ", c=", stage.c, ", n=", stage.n,
+                  ", s=", stage.s, ") needs t >= 1, c > 0, n > 0, s in {1, 2}");
+      const int64_t extra = detail::stage_dilation(o.stage_dilations(), i);
+      const int64_t output_channel =
+          detail::make_divisible(static_cast<double>(stage.c) * o.width_mult(),
+                                 o.round_nearest());
+      for (int64_t j = 0; j < stage.n; ++j) {
+        const auto g = planner.next(j == 0 ? stage.s : 1);
+        layers->push_back(InvertedResidual<ReLU6, Norm>(
+            InvertedResidualOptions(input_channel, output_channel)
+                .stride(g.stride)
+                .dilation(g.dilation * extra)
+                .expand_ratio(stage.t)
+                .norm_layer(o.norm_layer())));
+        input_channel = output_channel;
+      }
+    }
+    layers->push_back(ConvBnAct<ReLU6, Norm>(
+        ConvBnActOptions(input_channel, last).kernel_size(1).norm_layer(o.norm_layer())));
+    return layers;
+  }
 };
 TORCH_MODULE(MobileNetV2);
 

@@ -3,6 +3,7 @@
 /// Conv2d (no bias) + norm + optional activation: the unit every MobileNet is built from.
 
 #include <mobilenet/nn/activation.hpp>
+#include <mobilenet/nn/norm_layer.hpp>
 #include <mobilenet/detail/forward_recorder.hpp>
 #include <mobilenet/detail/sequential_like.hpp>
 
@@ -28,16 +29,20 @@ struct ConvBnActOptions {
   TORCH_ARG(int64_t, groups) = 1;
   /// Default 1.
   TORCH_ARG(int64_t, dilation) = 1;
+  /// Builds the norm when the block's `Norm` is torch::nn::AnyModule; null (default):
+  /// BatchNorm2d. Must stay null for a fixed `Norm`.
+  TORCH_ARG(NormLayer, norm_layer) = nullptr;
 
  public:
   int64_t padding() const { return dilation_ * (kernel_size_ - 1) / 2; }
 };
 
 namespace detail {
-/// A module holder that holds nothing yet (or NoActivation, which is no holder).
+/// A module holder that holds nothing yet (NoActivation and AnyModule are no holders).
 template <typename Holder>
 Holder empty_holder() {
-  if constexpr (std::is_same_v<Holder, NoActivation>) {
+  if constexpr (std::is_same_v<Holder, NoActivation> ||
+                std::is_same_v<Holder, torch::nn::AnyModule>) {
     return {};
   } else {
     return Holder(nullptr);
@@ -61,8 +66,11 @@ inline void check_conv_bn_act(const ConvBnActOptions& o) {
 /// Conv2dNormActivation, so state_dict keys line up.
 ///
 /// `Activation` is a module holder constructible with no arguments (ReLU6 in place by default)
-/// or NoActivation; `Norm` is a module holder constructible from the channel count.
+/// or NoActivation. `Norm` is a module holder constructible from the channel count
+/// (BatchNorm2d by default), or torch::nn::AnyModule to build it at run time from
+/// `options.norm_layer()`, as the models do when given a NormLayer.
 /// Example: `ConvBnAct<> stem(ConvBnActOptions(3, 32).stride(2));`
+/// `ConvBnAct<ReLU6, torch::nn::AnyModule> b(ConvBnActOptions(3, 32).norm_layer(layer));`
 template <typename Activation = ReLU6, typename Norm = torch::nn::BatchNorm2d>
 class ConvBnActImpl : public torch::nn::Cloneable<ConvBnActImpl<Activation, Norm>>,
                       public detail::SequentialLike {
@@ -80,7 +88,8 @@ class ConvBnActImpl : public torch::nn::Cloneable<ConvBnActImpl<Activation, Norm
                                    .dilation(options.dilation())
                                    .groups(options.groups())
                                    .bias(false)));
-    norm = this->register_module("1", Norm(options.out_channels()));
+    norm = detail::make_norm<Norm>(options.norm_layer(), options.out_channels(), "ConvBnAct");
+    this->register_module("1", norm.ptr());
     if constexpr (!std::is_same_v<Activation, NoActivation>) {
       activation = this->register_module("2", Activation());
     }
@@ -100,7 +109,7 @@ class ConvBnActImpl : public torch::nn::Cloneable<ConvBnActImpl<Activation, Norm
 
   ConvBnActOptions options;
   torch::nn::Conv2d conv{nullptr};
-  Norm norm{nullptr};
+  Norm norm{detail::empty_holder<Norm>()};
   Activation activation{detail::empty_holder<Activation>()};
 };
 

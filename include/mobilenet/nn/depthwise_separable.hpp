@@ -19,10 +19,13 @@ struct DepthwiseSeparableOptions {
   TORCH_ARG(int64_t, stride) = 1;
   /// Dilation of the depthwise conv; default 1.
   TORCH_ARG(int64_t, dilation) = 1;
+  /// Builds both norms when `Norm` is torch::nn::AnyModule; null (default): BatchNorm2d.
+  TORCH_ARG(NormLayer, norm_layer) = nullptr;
 };
 
 /// Depthwise-separable convolution (Howard et al., 2017). Children "0" (depthwise ConvBnAct)
-/// and "1" (pointwise ConvBnAct), as a Sequential would name them.
+/// and "1" (pointwise ConvBnAct), as a Sequential would name them. `Activation` and `Norm` as
+/// for ConvBnAct.
 /// Example: `DepthwiseSeparable<> block(DepthwiseSeparableOptions(32, 64));`
 template <typename Activation = ReLU, typename Norm = torch::nn::BatchNorm2d>
 class DepthwiseSeparableImpl
@@ -48,10 +51,13 @@ class DepthwiseSeparableImpl
         "0", ConvBnAct<Activation, Norm>(ConvBnActOptions(o.in_channels(), o.in_channels())
                                              .stride(o.stride())
                                              .dilation(o.dilation())
-                                             .groups(o.in_channels())));
+                                             .groups(o.in_channels())
+                                             .norm_layer(o.norm_layer())));
     pointwise = this->register_module(
         "1", ConvBnAct<Activation, Norm>(
-                 ConvBnActOptions(o.in_channels(), o.out_channels()).kernel_size(1)));
+                 ConvBnActOptions(o.in_channels(), o.out_channels())
+                     .kernel_size(1)
+                     .norm_layer(o.norm_layer())));
   }
 
   torch::Tensor forward(torch::Tensor x) {

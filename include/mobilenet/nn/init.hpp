@@ -2,6 +2,8 @@
 /// \file init.hpp
 /// Weight initialization: the individual initializers and policies that apply them to a model.
 
+#include <mobilenet/nn/norm_layer.hpp>
+
 #include <torch/torch.h>
 
 #include <string>
@@ -38,6 +40,19 @@ void init_batch_norm(BatchNormImpl& bn) {
   if (bn.num_batches_tracked.defined()) bn.num_batches_tracked.zero_();
 }
 
+/// The same for any module is_batch_norm() accepts (SyncBatchNorm2d, a NormLayer's module),
+/// through its parameter and buffer names.
+inline void init_batch_norm(torch::nn::Module& norm) {
+  torch::NoGradGuard no_grad;
+  const auto params = norm.named_parameters(/*recurse=*/false);
+  const auto buffers = norm.named_buffers(/*recurse=*/false);
+  if (const auto* w = params.find("weight")) torch::nn::init::ones_(*w);
+  if (const auto* b = params.find("bias")) torch::nn::init::zeros_(*b);
+  if (const auto* m = buffers.find("running_mean")) m->zero_();
+  if (const auto* v = buffers.find("running_var")) v->fill_(1);
+  if (const auto* n = buffers.find("num_batches_tracked")) n->zero_();
+}
+
 /// Which initializer each layer kind gets. Conv: Kaiming normal (fan_out); norms: 1 / 0;
 /// Linear: N(linear_mean, linear_std).
 /// Example: `init_model(*model, InitPolicy::torchvision());`
@@ -62,7 +77,8 @@ inline InitPolicy init_policy(const std::string& name) {
   return InitPolicy::seed();
 }
 
-/// Applies `policy` to every Conv2d, BatchNorm2d/1d and Linear in `module` (recursively).
+/// Applies `policy` to every Conv2d, BatchNorm (any is_batch_norm() module) and Linear in
+/// `module` (recursively).
 inline void init_model(torch::nn::Module& module, const InitPolicy& policy = {}) {
   module.apply([&](torch::nn::Module& m) {
     if (auto* conv = m.as<torch::nn::Conv2dImpl>()) {
@@ -73,6 +89,8 @@ inline void init_model(torch::nn::Module& module, const InitPolicy& policy = {})
       init_batch_norm(*bn1);
     } else if (auto* linear = m.as<torch::nn::LinearImpl>()) {
       init_linear(*linear, policy.linear_mean(), policy.linear_std());
+    } else if (is_batch_norm(m)) {
+      init_batch_norm(m);
     }
   });
 }

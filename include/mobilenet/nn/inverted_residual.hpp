@@ -23,6 +23,8 @@ struct InvertedResidualOptions {
   TORCH_ARG(double, expand_ratio) = 6;
   /// Dilation of the depthwise 3x3; default 1.
   TORCH_ARG(int64_t, dilation) = 1;
+  /// Builds the three norms when `Norm` is torch::nn::AnyModule; null (default): BatchNorm2d.
+  TORCH_ARG(NormLayer, norm_layer) = nullptr;
 
  public:
   /// Channels after the expansion (torchvision: int(round(inp * expand_ratio))).
@@ -35,7 +37,8 @@ struct InvertedResidualOptions {
 
 /// Inverted residual with linear bottleneck (Sandler et al., 2018). Children mirror
 /// torchvision: `conv.0` expansion (if any), then the depthwise ConvBnAct, then the projection
-/// Conv2d and its norm — no activation after the projection.
+/// Conv2d and its norm — no activation after the projection. `Activation` and `Norm` as for
+/// ConvBnAct.
 /// Example: `InvertedResidual<> block(InvertedResidualOptions(32, 16).expand_ratio(1));`
 template <typename Activation = ReLU6, typename Norm = torch::nn::BatchNorm2d>
 class InvertedResidualImpl
@@ -60,16 +63,19 @@ class InvertedResidualImpl
     const int64_t hidden = o.hidden_channels();
     torch::nn::Sequential layers;
     if (o.expand_ratio() != 1) {
-      layers->push_back(ConvBnAct<Activation, Norm>(
-          ConvBnActOptions(o.in_channels(), hidden).kernel_size(1)));
+      layers->push_back(ConvBnAct<Activation, Norm>(ConvBnActOptions(o.in_channels(), hidden)
+                                                        .kernel_size(1)
+                                                        .norm_layer(o.norm_layer())));
     }
     layers->push_back(ConvBnAct<Activation, Norm>(ConvBnActOptions(hidden, hidden)
                                                       .stride(o.stride())
                                                       .dilation(o.dilation())
-                                                      .groups(hidden)));
+                                                      .groups(hidden)
+                                                      .norm_layer(o.norm_layer())));
     layers->push_back(torch::nn::Conv2d(
         torch::nn::Conv2dOptions(hidden, o.out_channels(), 1).bias(false)));
-    layers->push_back(Norm(o.out_channels()));
+    layers->push_back(
+        detail::make_norm<Norm>(o.norm_layer(), o.out_channels(), "InvertedResidual"));
     conv = this->register_module("conv", layers);
   }
 

@@ -3,40 +3,20 @@
 /// Training checkpoints: model, optimizer, scaler, schedule position, RNG and config, written
 /// atomically; loading refuses a checkpoint made for another architecture or class count.
 
+#include <mobilenet/models/factory.hpp>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 namespace mobilenet {
-
-/// What a checkpoint's model is, enough to rebuild it (predict does) and to refuse
-/// loading it into something else.
-struct ModelSpec {
-  std::string arch = "mobilenet_v2";
-  int64_t num_classes = 80;
-  double width_mult = 1.0;
-  int64_t output_stride = 16;
-  int64_t image_size = 256;
-  bool normalize = true;  ///< ImageNet mean/std normalization of inputs
-  std::vector<std::string> class_names;
-
-  /// "mobilenet_v2 (80 classes, width 1, output stride 16)".
-  std::string describe() const {
-    std::ostringstream s;
-    s << arch << " (" << num_classes << " classes, width " << width_mult << ", output stride "
-      << output_stride << ")";
-    return s.str();
-  }
-  bool same_architecture(const ModelSpec& o) const {
-    return arch == o.arch && num_classes == o.num_classes && width_mult == o.width_mult &&
-           output_stride == o.output_stride;
-  }
-};
 
 /// Where training stands.
 struct TrainingState {
@@ -47,6 +27,10 @@ struct TrainingState {
   std::vector<float> thresholds;  ///< per-class decision thresholds (empty: 0.5)
   std::vector<double> scaler;     ///< GradScaler::state()
   std::string config;             ///< the run's flags, for the record
+  /// What must not change on resume (data set fingerprint, image size, batch size, world
+  /// size, recipe, ...): name -> value, compared by the Trainer.
+  std::map<std::string, std::string> contract;
+  std::string best_source = "model";  ///< which weights best.pt holds: "model" or "ema"
 };
 
 namespace detail {
@@ -78,32 +62,43 @@ inline ModelSpec read_model_spec(const std::string& path) {
     TORCH_CHECK(false, "cannot read checkpoint '", path, "': ", e.what_without_backtrace());
   }
   ModelSpec spec;
-  spec.arch = detail::read_value(in, "spec.arch", path).toStringRef();
-  spec.num_classes = detail::read_value(in, "spec.num_classes", path).toInt();
-  spec.width_mult = detail::read_value(in, "spec.width_mult", path).toDouble();
-  spec.output_stride = detail::read_value(in, "spec.output_stride", path).toInt();
-  spec.image_size = detail::read_value(in, "spec.image_size", path).toInt();
-  spec.normalize = detail::read_value(in, "spec.normalize", path).toBool();
+  spec.arch(detail::read_value(in, "spec.arch", path).toStringRef());
+  spec.num_classes(detail::read_value(in, "spec.num_classes", path).toInt());
+  spec.width_mult(detail::read_value(in, "spec.width_mult", path).toDouble());
+  spec.output_stride(detail::read_value(in, "spec.output_stride", path).toInt());
+  spec.image_size(detail::read_value(in, "spec.image_size", path).toInt());
+  spec.normalize(detail::read_value(in, "spec.normalize", path).toBool());
+  spec.eval_resize(detail::read_value(in, "spec.eval_resize", path).toStringRef());
+  std::vector<std::string> names;
   for (const auto& name : detail::read_value(in, "spec.class_names", path).toListRef()) {
-    spec.class_names.push_back(name.toStringRef());
+    names.push_back(name.toStringRef());
   }
+  spec.class_names(std::move(names));
   return spec;
 }
 
 /// Writes everything needed to resume to `path` (via a temporary file and rename, so an
 /// interrupted write never replaces a good checkpoint). `optimizer` may be null.
+/// Writes an extra part of a checkpoint (the EMA of the weights: ModelEma::save).
+using ArchiveWriter = std::function<void(torch::serialize::OutputArchive&)>;
+/// Reads it back (ModelEma::load).
+using ArchiveReader = std::function<void(torch::serialize::InputArchive&)>;
+
+/// `ema`, when given, writes the EMA of the weights into its own part of the checkpoint.
 inline void save_checkpoint(const std::string& path, const torch::nn::Module& model,
                             const ModelSpec& spec, const TrainingState& state,
-                            const torch::optim::Optimizer* optimizer = nullptr) {
+                            const torch::optim::Optimizer* optimizer = nullptr,
+                            const ArchiveWriter& ema = nullptr) {
   torch::serialize::OutputArchive out;
-  out.write("spec.arch", c10::IValue(spec.arch));
-  out.write("spec.num_classes", c10::IValue(spec.num_classes));
-  out.write("spec.width_mult", c10::IValue(spec.width_mult));
-  out.write("spec.output_stride", c10::IValue(spec.output_stride));
-  out.write("spec.image_size", c10::IValue(spec.image_size));
-  out.write("spec.normalize", c10::IValue(spec.normalize));
+  out.write("spec.arch", c10::IValue(spec.arch()));
+  out.write("spec.num_classes", c10::IValue(spec.num_classes()));
+  out.write("spec.width_mult", c10::IValue(spec.width_mult()));
+  out.write("spec.output_stride", c10::IValue(spec.output_stride()));
+  out.write("spec.image_size", c10::IValue(spec.image_size()));
+  out.write("spec.normalize", c10::IValue(spec.normalize()));
+  out.write("spec.eval_resize", c10::IValue(spec.eval_resize()));
   c10::List<std::string> names;
-  for (const auto& n : spec.class_names) names.push_back(n);
+  for (const auto& n : spec.class_names()) names.push_back(n);
   out.write("spec.class_names", c10::IValue(names));
   out.write("state.epoch", c10::IValue(state.epoch));
   out.write("state.step", c10::IValue(state.step));
@@ -113,6 +108,13 @@ inline void save_checkpoint(const std::string& path, const torch::nn::Module& mo
             torch::tensor(state.thresholds.empty() ? std::vector<float>{} : state.thresholds));
   out.write("state.scaler", c10::IValue(c10::List<double>(state.scaler)));
   out.write("state.config", c10::IValue(state.config));
+  c10::List<std::string> contract;  // key, value, key, value, ...
+  for (const auto& kv : state.contract) {
+    contract.push_back(kv.first);
+    contract.push_back(kv.second);
+  }
+  out.write("state.contract", c10::IValue(contract));
+  out.write("state.best_source", c10::IValue(state.best_source));
   out.write("state.rng", detail::cpu_rng_state());
   torch::serialize::OutputArchive model_archive;
   model.save(model_archive);
@@ -122,6 +124,11 @@ inline void save_checkpoint(const std::string& path, const torch::nn::Module& mo
     optimizer->save(opt_archive);
     out.write("optimizer", opt_archive);
   }
+  if (ema) {
+    torch::serialize::OutputArchive ema_archive;
+    ema(ema_archive);
+    out.write("ema", ema_archive);
+  }
   const std::string tmp = path + ".tmp";
   out.save_to(tmp);
   TORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "save_checkpoint: cannot rename '",
@@ -130,10 +137,11 @@ inline void save_checkpoint(const std::string& path, const torch::nn::Module& mo
 
 /// Loads `path` into `model` (and `optimizer`, when given), checking that it was written for
 /// the same architecture and class count as `spec`. Restores the CPU RNG when `restore_rng`.
+/// `ema`, when given, reads the checkpoint's EMA part (an error if it has none).
 inline TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
                                      const ModelSpec& spec,
                                      torch::optim::Optimizer* optimizer = nullptr,
-                                     bool restore_rng = true) {
+                                     bool restore_rng = true, const ArchiveReader& ema = nullptr) {
   const ModelSpec saved = read_model_spec(path);
   TORCH_CHECK(saved.same_architecture(spec), "checkpoint '", path, "' is for ", saved.describe(),
               ", but the model is ", spec.describe());
@@ -156,11 +164,22 @@ inline TrainingState load_checkpoint(const std::string& path, torch::nn::Module&
     state.scaler.push_back(v.toDouble());
   }
   state.config = detail::read_value(in, "state.config", path).toStringRef();
+  const auto contract = detail::read_value(in, "state.contract", path).toListRef();
+  for (size_t i = 0; i + 1 < contract.size(); i += 2) {
+    state.contract[contract[i].toStringRef()] = contract[i + 1].toStringRef();
+  }
+  state.best_source = detail::read_value(in, "state.best_source", path).toStringRef();
   if (optimizer) {
     torch::serialize::InputArchive opt_archive;
     TORCH_CHECK(in.try_read("optimizer", opt_archive), "checkpoint '", path,
                 "' has no optimizer state (it was saved for inference only)");
     optimizer->load(opt_archive);
+  }
+  if (ema) {
+    torch::serialize::InputArchive ema_archive;
+    TORCH_CHECK(in.try_read("ema", ema_archive), "checkpoint '", path,
+                "' has no EMA weights (it was trained without an EMA)");
+    ema(ema_archive);
   }
   if (restore_rng) {
     torch::Tensor rng;

@@ -2,6 +2,8 @@
 /// \file freeze.hpp
 /// Freezing ranges of feature blocks: no gradients, and BatchNorm statistics kept as they are.
 
+#include <mobilenet/nn/norm_layer.hpp>
+
 #include <torch/torch.h>
 
 #include <string>
@@ -39,7 +41,7 @@ inline BlockRange parse_block_range(const std::string& text) {
 namespace detail {
 inline void set_batch_norm_eval(torch::nn::Module& module) {
   module.apply([](torch::nn::Module& m) {
-    if (m.as<torch::nn::BatchNorm2dImpl>() || m.as<torch::nn::BatchNorm1dImpl>()) m.eval();
+    if (is_batch_norm(m)) m.eval();  // BatchNorm2d, SyncBatchNorm2d, any norm with running stats
   });
 }
 }  // namespace detail

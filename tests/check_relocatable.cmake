@@ -1,0 +1,16 @@
+cmake_minimum_required(VERSION 3.18)
+# Fails when an installed CMake file of the package names an absolute library path (the export
+# must carry target names; the Config file re-finds Torch on the consumer's machine).
+file(GLOB files ${PREFIX}/lib*/cmake/mobilenet/*.cmake)
+if(NOT files)
+  message(FATAL_ERROR "no installed package files under ${PREFIX}")
+endif()
+foreach(f IN LISTS files)
+  file(STRINGS ${f} lines REGEX "INTERFACE_LINK_LIBRARIES|INTERFACE_INCLUDE_DIRECTORIES")
+  foreach(line IN LISTS lines)
+    if(line MATCHES "\"/[^\"]*|;/")
+      message(FATAL_ERROR "${f} carries an absolute path: ${line}")
+    endif()
+  endforeach()
+endforeach()
+message(STATUS "installed package files are relocatable")
