@@ -1,8 +1,10 @@
 // MobileNetV2 / V1: counts, layout, torchvision names and numerical parity, summary, weights.
 #include <doctest/doctest.h>
 #include <mobilenet/mobilenet.hpp>
+#include <mobilenet/models/inference.hpp>
 
 #include <fstream>
+#include <functional>
 
 #include "support.hpp"
 
@@ -309,4 +311,108 @@ TEST_CASE("to_channels_last stores conv weights NHWC and leaves the outputs unch
   to_channels_last(*model);
   CHECK(model->features[0]->parameters()[0].is_contiguous(at::MemoryFormat::ChannelsLast));
   CHECK(relative_error(model(x.contiguous(at::MemoryFormat::ChannelsLast)), before) <= 1e-5);
+}
+
+namespace {
+// Non-trivial BatchNorm statistics and affine parameters, so folding them is really tested
+// (fresh modules have mean 0, var 1, gamma 1, beta 0).
+void randomize_batchnorm(torch::nn::Module& model) {
+  torch::NoGradGuard g;
+  for (auto& m : model.modules()) {
+    if (auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(m)) {
+      bn->running_mean.normal_(0, 0.5);
+      bn->running_var.uniform_(0.3, 2.0);
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.normal_(0, 0.3);
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("prepare_for_inference equals the eval forward within 1e-5 (V2 at OS 32/16/8, V1, norm_layer)") {
+  torch::manual_seed(11);
+  auto x = torch::randn({2, 3, 64, 64});
+  auto check = [&](auto& model) {
+    randomize_batchnorm(*model);
+    model->eval();
+    torch::Tensor expected;
+    {
+      torch::NoGradGuard g;
+      expected = model(x);
+    }
+    for (auto format : {InferenceMemoryFormat::kChannelsLast, InferenceMemoryFormat::kContiguous,
+                        InferenceMemoryFormat::kMeasure}) {
+      for (bool backends : {false, true}) {
+        CAPTURE(static_cast<int>(format));
+        CAPTURE(backends);
+        auto fast = prepare_for_inference(
+            *model, InferenceOptions().memory_format(format).choose_backends(backends)
+                        .example_input(x));
+        CHECK(relative_error(fast(x), expected) <= 1e-5);
+        // Any input layout is accepted.
+        CHECK(relative_error(fast(x.contiguous(at::MemoryFormat::ChannelsLast)), expected) <=
+              1e-5);
+      }
+    }
+  };
+  for (int64_t os : {32, 16, 8}) {
+    CAPTURE(os);
+    MobileNetV2 model(MobileNetV2Options().num_classes(7).width_mult(0.5).output_stride(os));
+    check(model);
+  }
+  MobileNetV1 v1(MobileNetV1Options().num_classes(7).width_mult(0.25).output_stride(16));
+  check(v1);
+  // Blocks built through a norm_layer hold their norm in an AnyModule.
+  MobileNetV2 any(MobileNetV2Options().num_classes(7).width_mult(0.5).norm_layer(
+      batch_norm_layer()));
+  check(any);
+}
+
+TEST_CASE("prepare_for_inference leaves no BatchNorm: 52 folded convolutions, 10 residuals") {
+  // torchvision's mobilenet_v2: 52 Conv2d, 52 BatchNorm2d, 10 blocks with use_res_connect.
+  MobileNetV2 model(MobileNetV2Options().num_classes(3));
+  auto fast = prepare_for_inference(
+      *model, InferenceOptions().memory_format(InferenceMemoryFormat::kChannelsLast)
+                  .choose_backends(false));
+  CHECK(fast.num_convolutions() == 52);
+  CHECK(fast.memory_format() == at::MemoryFormat::ChannelsLast);
+  int64_t residuals = 0, folded = 0;
+  using Node = mobilenet::detail::InferenceNode;
+  std::function<void(const std::vector<Node>&)> walk = [&](const std::vector<Node>& nodes) {
+    for (const auto& n : nodes) {
+      residuals += n.kind == Node::Kind::kResidual;
+      folded += n.batchnorm_folded;
+      walk(n.body);
+    }
+  };
+  walk(fast.nodes());
+  CHECK(residuals == 10);
+  CHECK(folded == 52);
+  // The model itself is untouched and still trains.
+  CHECK(model->features[0]->parameters()[0].requires_grad());
+}
+
+TEST_CASE("prepare_for_inference names a module it cannot fold instead of guessing") {
+  torch::nn::Sequential features(ConvBnAct<>(ConvBnActOptions(3, 8)),
+                                 torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+  torch::nn::Sequential classifier(torch::nn::Linear(8, 2));
+  CHECK_THROWS_WITH(prepare_for_inference(features, classifier),
+                    doctest::Contains("unsupported module torch::nn::MaxPool2d"));
+  torch::nn::Sequential relu_first{torch::nn::Sequential{ReLU6()}};
+  CHECK_THROWS_WITH(prepare_for_inference(relu_first, classifier),
+                    doctest::Contains("must directly follow a convolution"));
+}
+
+TEST_CASE("ReLU6 in float32 backpropagates like torch.nn.ReLU6: no gradient at 0 and 6") {
+  // PyTorch's ReLU6 is hardtanh(0, 6), whose gradient is 1 only strictly inside (0, 6). The
+  // in-place variant (the models' default) must agree, and so must the out-of-place one.
+  for (bool inplace : {true, false}) {
+    CAPTURE(inplace);
+    auto x = torch::tensor({-1.0f, 0.0f, 3.0f, 6.0f, 7.0f}).requires_grad_();
+    ReLU6 act(ReLU6Options().inplace(inplace));
+    auto y = act(x * 1);  // in-place needs a non-leaf
+    CHECK(torch::equal(y, torch::tensor({0.0f, 0.0f, 3.0f, 6.0f, 6.0f})));
+    y.sum().backward();
+    CHECK(torch::equal(x.grad(), torch::tensor({0.0f, 0.0f, 1.0f, 0.0f, 0.0f})));
+  }
 }

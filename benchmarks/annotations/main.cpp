@@ -3,7 +3,7 @@
 // targets by mobilenet::load_coco versus Python's json.load + the same mapping, same run.
 // Each side runs in its own process so peak RSS is that of the load alone.
 //
-//   bench_annotations [--file /tmp/synthetic_instances_train2017.json] [--repeats 3]
+//   bench_annotations [--file /tmp/synthetic_instances_train2017.json] [--rounds 3] [--allow-load]
 //
 // The file is generated on first use (deterministic) and kept; it is never committed.
 #include <mobilenet/data/coco.hpp>
@@ -164,52 +164,71 @@ int main(int argc, char** argv) {
   CLI::App app{"Annotation loading benchmark: mobilenet::load_coco vs Python json.load"};
   std::string file = (std::filesystem::temp_directory_path() /
                       "mobilenet_synthetic_instances_train2017.json").string();
-  int64_t repeats = 3, python_repeats = 1;
   std::string load;
+  bench::HarnessOptions harness_options;
   app.add_option("--file", file, "synthetic annotation file (generated if missing)")
       ->capture_default_str();
-  app.add_option("--repeats", repeats, "C++ loads; the best is reported")->capture_default_str();
-  app.add_option("--python-repeats", python_repeats, "Python loads; the best is reported")
-      ->capture_default_str();
   app.add_option("--load", load, "internal: load this file once and print the measurement");
+  bench::add_harness_flags(app, harness_options);
   CLI11_PARSE(app, argc, argv);
   if (!load.empty()) return load_only(load);
 
-  if (!std::filesystem::exists(file)) {
-    std::printf("generating %s ...\n", file.c_str());
-    std::fflush(stdout);
-    const double t = bench::now();
-    generate(file);
-    std::printf("  %.1f s\n", bench::now() - t);
+  bench::Harness harness("bench_annotations", harness_options);
+  if (!harness.start({{"threads", "1 (both sides: one process per load, so peak RSS is that of "
+                                  "the load alone)"},
+                      {"file", file}})) {
+    return 2;
   }
-  std::printf("file: %s (%.1f MB)\n", file.c_str(),
-              double(std::filesystem::file_size(file)) / 1e6);
-
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  // Warm the page cache so both sides read from memory.
-  bench::run("cat '" + file + "' > /dev/null");
-  // Best of the repeats by wall time; CPU time (user + sys) is also shown because on a
-  // shared machine wall time includes waiting for a core.
-  struct Best {
-    double seconds = 1e30, cpu = 0, rss = 0, checksum = 0;
-    void add(const std::string& out) {
-      if (bench::field(out, "seconds") < seconds)
-        seconds = bench::field(out, "seconds"), cpu = bench::field(out, "cpu_seconds"), rss = bench::field(out, "peak_rss_mb");
-      checksum = bench::field(out, "checksum");
+  try {
+    if (!std::filesystem::exists(file)) {
+      std::printf("generating %s ...\n", file.c_str());
+      std::fflush(stdout);
+      const double t = bench::now();
+      generate(file);
+      std::printf("  %.1f s\n", bench::now() - t);
     }
-  } ours, py;
-  for (int64_t r = 0; r < repeats; ++r) ours.add(bench::run("'" + self + "' --load '" + file + "'"));
-  const std::string script = std::string(MOBILENET_BENCH_DIR) + "/python_baseline.py";
-  for (int64_t r = 0; r < python_repeats; ++r)
-    py.add(bench::run(std::string(MOBILENET_PYTHON) + " " + script + " '" + file + "'"));
-  TORCH_CHECK(ours.checksum == py.checksum, "targets differ: C++ sum ", ours.checksum,
-              ", Python sum ", py.checksum);
+    std::printf("file size     %.1f MB\n", double(std::filesystem::file_size(file)) / 1e6);
 
-  std::printf("%-30s %9s %9s %12s\n", "load to multi-hot targets", "wall s", "CPU s", "peak RSS MB");
-  std::printf("%-30s %9.3f %9.3f %12.0f\n", "mobilenet::load_coco (C++)", ours.seconds, ours.cpu, ours.rss);
-  std::printf("%-30s %9.3f %9.3f %12.0f\n", "json.load + mapping (Python)", py.seconds, py.cpu, py.rss);
-  std::printf("speed-up: %.1fx wall, %.1fx CPU   (goals: <= 2 s, <= 1536 MB, >= 8x: %s)\n",
-              py.seconds / ours.seconds, py.cpu / ours.cpu,
-              ours.seconds <= 2.0 && ours.rss <= 1536 && py.seconds / ours.seconds >= 8 ? "met" : "NOT met");
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    const std::string script = std::string(MOBILENET_BENCH_DIR) + "/python_baseline.py";
+    // Warm the page cache so both sides read from memory.
+    bench::run("cat '" + file + "' > /dev/null");
+    bench::Series wall("load to multi-hot, wall", "s", false, "Python/C++ >= 8x, <= 2 s");
+    bench::Series cpu("load to multi-hot, CPU", "s", false);
+    bench::Series rss("peak RSS", "MB", false, "<= 1536 MB");
+    double checksum_cpp = 0, checksum_py = 0;
+    for (int r = 0; r < harness_options.rounds; ++r) {
+      harness.round_started(r);
+      // A: C++ in a fresh process.
+      const std::string ours = bench::run("'" + self + "' --load '" + file + "'");
+      wall.cpp.push_back(bench::field(ours, "seconds"));
+      cpu.cpp.push_back(bench::field(ours, "cpu_seconds"));
+      rss.cpp.push_back(bench::field(ours, "peak_rss_mb"));
+      checksum_cpp = bench::field(ours, "checksum");
+      // B: Python in a fresh process.
+      bench::PythonChild python(script, {}, 1);
+      if (r == 0) harness.check_child(python, 1);
+      auto py = python.round("load " + file);
+      wall.py.push_back(py["seconds"]);
+      cpu.py.push_back(py["cpu_seconds"]);
+      rss.py.push_back(py["peak_rss_mb"]);
+      checksum_py = py["checksum"];
+    }
+    TORCH_CHECK(checksum_cpp == checksum_py, "targets differ: C++ sum ", checksum_cpp,
+                ", Python sum ", checksum_py);
+    std::printf("\nresults (medians of %d rounds; the targets agree: sum %.0f)\n",
+                harness_options.rounds, checksum_cpp);
+    harness.report(wall);
+    harness.report(cpu);
+    harness.report(rss);
+    const double w = bench::median(wall.cpp);
+    std::printf("goals (<= 2 s, <= 1536 MB, >= 8x the speed of Python): %s%s\n",
+                w <= 2.0 && bench::median(rss.cpp) <= 1536 && wall.ratio() <= 1.0 / 8 ? "met"
+                                                                                     : "NOT met",
+                harness.mark().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_annotations: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }

@@ -1,14 +1,19 @@
 """Python baseline for bench_annotations: json.load + the same mapping to multi-hot targets.
 
-  python_baseline.py ANNOTATION_FILE
-prints "seconds <s>", "cpu_seconds <s>", "peak_rss_mb <MB>" and "checksum <sum of targets>".
+Served to the harness (benchmarks/bench_child.py), one process per load so that the peak RSS
+is that of one load:
+  load ANNOTATION_FILE -> seconds, cpu_seconds, peak_rss_mb, checksum (sum of the targets)
 """
 import json
+import os
 import resource
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bench_child  # noqa: E402
 
 
 def main(path):
@@ -28,11 +33,9 @@ def main(path):
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"seconds {seconds:.4f}")
-    print(f"cpu_seconds {cpu:.4f}")
-    print(f"peak_rss_mb {peak_mb:.1f}")
-    print(f"checksum {float(targets.sum()):.0f}")
+    return {"seconds": f"{seconds:.4f}", "cpu_seconds": f"{cpu:.4f}",
+            "peak_rss_mb": f"{peak_mb:.1f}", "checksum": f"{float(targets.sum()):.0f}"}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    bench_child.serve({"load": main}, use_torch=False)

@@ -1,6 +1,8 @@
 """PyTorch baseline for benchmarks/distributed: torchvision MobileNetV2 trained with
 torch.nn.parallel.DistributedDataParallel on Gloo over loopback, the same configuration as the
-C++ ranks. Prints one JSON object (rank 0's timings)."""
+C++ ranks. Served to the harness (benchmarks/bench_child.py):
+  run NPROC THREADS -> step_s (rank 0's median step) and images_per_s
+"""
 import argparse
 import json
 import os
@@ -12,6 +14,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bench_child  # noqa: E402
 
 
 def free_port():
@@ -53,20 +58,22 @@ def rank_main(rank, args, port, queue):
 
 def main():
     p = argparse.ArgumentParser()
-    for name, kind, default in [("nproc", int, 1), ("threads", int, 1), ("batch", int, 32),
-                                ("steps", int, 10), ("warmup", int, 2), ("image", int, 96),
-                                ("width", float, 0.5), ("classes", int, 80),
+    for name, kind, default in [("batch", int, 32), ("steps", int, 10), ("warmup", int, 2),
+                                ("image", int, 96), ("width", float, 0.5), ("classes", int, 80),
                                 ("bucket_mb", float, 1.0)]:
         p.add_argument("--" + name, type=kind, default=default)
     args = p.parse_args()
     ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    port = free_port()
-    mp.start_processes(rank_main, args=(args, port, queue), nprocs=args.nproc, join=True,
-                       start_method="spawn")
-    step = queue.get()
-    print(json.dumps({"nproc": args.nproc, "threads": args.threads, "step_s": step,
-                      "images_per_s": args.batch / step}))
+
+    def run(nproc, threads):
+        args.nproc, args.threads = int(nproc), int(threads)
+        queue = ctx.SimpleQueue()
+        mp.start_processes(rank_main, args=(args, free_port(), queue), nprocs=args.nproc,
+                           join=True, start_method="spawn")
+        step = queue.get()
+        return {"step_s": step, "images_per_s": args.batch / step}
+
+    bench_child.serve({"run": run})
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 // Data-parallel scaling on this machine: MobileNetV2 trained with 1 process and with 2
 // processes (Gloo over loopback) at the same global batch, with and without overlapping the
 // gradient all-reduce with backward; PyTorch's DistributedDataParallel on the same
-// configuration (bench_ddp.py) runs in the same invocation for comparison. A last row builds
-// the model with SyncBatchNorm2d (norm_layer); PyTorch 1.13's SyncBatchNorm needs CUDA, so
-// that row has no Python counterpart.
+// configuration (bench_ddp.py), interleaved round by round through the harness (bench_util.hpp).
+// A last row builds the model with SyncBatchNorm2d (norm_layer); PyTorch 1.13's SyncBatchNorm
+// needs CUDA, so that row has no Python counterpart.
 //
-//   bench_distributed [--steps 10] [--batch 32] [--image 96] [--width 0.5]
+//   bench_distributed [--steps 10] [--batch 32] [--image 96] [--width 0.5] [--rounds 3]
+//                     [--allow-load]
 //
 // The program re-executes itself as the ranks (mobilenet::launch_local).
 #include <mobilenet/distributed/ddp.hpp>
@@ -14,6 +15,8 @@
 #include <mobilenet/models/mobilenet_v2.hpp>
 
 #include <CLI/CLI.hpp>
+
+#include "../bench_util.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -30,7 +33,7 @@
 namespace {
 
 struct Config {
-  int64_t steps = 10;     // timed steps
+  int64_t steps = 8;      // timed steps
   int64_t warmup = 2;     // untimed first steps
   int64_t batch = 32;     // global batch, split across ranks
   int64_t image = 96;     // input side
@@ -132,26 +135,6 @@ RankResult launch(const Config& c, int64_t nproc, int64_t threads, bool overlap,
   return r;
 }
 
-// PyTorch's number for the same configuration (images/s), or -1 if the script failed.
-double python_images_per_s(const Config& c, int64_t nproc, int64_t threads) {
-  std::ostringstream cmd;
-  cmd << MOBILENET_PYTHON << " " << MOBILENET_BENCH_DIR << "/bench_ddp.py --nproc " << nproc
-      << " --threads " << threads << " --batch " << c.batch << " --steps " << c.steps
-      << " --warmup " << c.warmup << " --image " << c.image << " --width " << c.width
-      << " --classes " << c.classes << " --bucket_mb " << c.bucket_mb;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.str().c_str(), "r"), ::pclose);
-  if (!pipe) {
-    return -1;
-  }
-  std::string text;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof(buffer), pipe.get()) != nullptr) {
-    text += buffer;
-  }
-  const auto key = text.find("\"images_per_s\": ");
-  return key == std::string::npos ? -1 : std::stod(text.substr(key + 16));
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,12 +143,15 @@ int main(int argc, char** argv) {
   int overlap = 1;
   int sync_bn = 0;
   std::string out;
+  bench::HarnessOptions harness_options;
   CLI::App app("MobileNetV2 data-parallel scaling: 1 vs 2 local processes, C++ vs PyTorch");
   add_options(app, c);
   app.add_flag("--rank-program", rank_program, "internal: run as one rank");
   app.add_option("--overlap", overlap, "internal: overlap all-reduce with backward");
   app.add_option("--sync-bn", sync_bn, "internal: build the model with SyncBatchNorm2d");
+  app.add_option("--sync-bn", sync_bn, "internal: build the model with SyncBatchNorm2d");
   app.add_option("--out", out, "internal: result file of rank 0");
+  bench::add_harness_flags(app, harness_options);
   CLI11_PARSE(app, argc, argv);
   try {
     if (rank_program) {
@@ -174,61 +160,102 @@ int main(int argc, char** argv) {
       return 0;
     }
     TORCH_CHECK(c.batch % 2 == 0, "--batch must be even (split over 2 ranks)");
+    std::ostringstream config;
+    config << "MobileNetV2 width " << c.width << ", " << c.image << "x" << c.image
+           << ", global batch " << c.batch << ", " << c.steps << " steps (+" << c.warmup
+           << " warm-up) per measurement, median step; Gloo on loopback; bucket " << c.bucket_mb
+           << " MiB; SGD momentum 0.9";
+    bench::Harness harness("bench_distributed", harness_options);
+    if (!harness.start({{"threads", "per row: processes x intra-op threads, the same on both "
+                                    "sides (each rank sets torch's threads)"},
+                        {"config", config.str()}})) {
+      return 2;
+    }
     const auto dir = std::filesystem::temp_directory_path() /
                      ("mobilenet-bench-dist-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
-    std::cout << "MobileNetV2 width " << c.width << ", " << c.image << "x" << c.image
-              << ", global batch " << c.batch << ", " << c.steps << " steps (+" << c.warmup
-              << " warm-up), Gloo on loopback, " << std::thread::hardware_concurrency()
-              << " hardware threads\n\n";
+    std::ostringstream script;
+    script << MOBILENET_BENCH_DIR << "/bench_ddp.py";
+    bench::PythonChild python(
+        script.str(),
+        {"--batch", std::to_string(c.batch), "--steps", std::to_string(c.steps), "--warmup",
+         std::to_string(c.warmup), "--image", std::to_string(c.image), "--width",
+         std::to_string(c.width), "--classes", std::to_string(c.classes), "--bucket_mb",
+         std::to_string(c.bucket_mb)},
+        1);
+    harness.check_child(python, 1);
+    std::printf("\n");
     struct Row {
       std::string name;
       int64_t nproc, threads;
-      bool overlap;
-      bool sync_bn = false;
+      bool overlap, with_python;  // PyTorch's DDP always overlaps: no row without
+      bool sync_bn = false;       // PyTorch 1.13's SyncBatchNorm needs CUDA: no row either
     };
-    const std::vector<Row> rows{{"1 process x 1 thread", 1, 1, false},
-                                {"1 process x 2 threads", 1, 2, false},
-                                {"2 processes x 1 thread, overlap", 2, 1, true},
-                                {"2 processes x 1 thread, no overlap", 2, 1, false},
-                                {"2 x 1 thread, overlap, SyncBatchNorm", 2, 1, true, true}};
-    std::vector<RankResult> results;
-    std::cout << std::left << std::setw(38) << "configuration" << std::right << std::setw(12)
-              << "C++ img/s" << std::setw(14) << "PyTorch img/s" << std::setw(12) << "C++/PyTorch"
-              << "\n";
+    const std::vector<Row> rows{{"1 process x 1 thread", 1, 1, false, true},
+                                {"1 process x 2 threads", 1, 2, false, true},
+                                {"2 processes x 1 thread, overlap", 2, 1, true, true},
+                                {"2 processes x 1 thread, no overlap", 2, 1, false, false},
+                                {"2 x 1 thread, overlap, SyncBatchNorm", 2, 1, true, false, true}};
+    std::vector<bench::Series> series;
     for (const auto& row : rows) {
-      results.push_back(launch(c, row.nproc, row.threads, row.overlap, row.sync_bn, dir));
-      const double cpp = static_cast<double>(c.batch) / results.back().step_s;
-      // PyTorch's DDP always overlaps; its row is the overlap one.
-      const bool with_python = !(row.nproc == 2 && !row.overlap) && !row.sync_bn;
-      const double py = with_python ? python_images_per_s(c, row.nproc, row.threads) : -1;
-      std::cout << std::left << std::setw(38) << row.name << std::right << std::fixed
-                << std::setprecision(1) << std::setw(12) << cpp << std::setw(14);
-      if (py > 0) {
-        std::cout << py << std::setw(12) << std::setprecision(2) << cpp / py << "\n";
-      } else {
-        std::cout << "-" << std::setw(12) << "-" << "\n";
+      series.emplace_back(row.name, "img/s", true, row.nproc == 2 ? ">= 1.0x" : "");
+    }
+    std::vector<std::vector<RankResult>> results(rows.size());
+    for (int r = 0; r < harness_options.rounds; ++r) {
+      harness.round_started(r);
+      for (size_t k = 0; k < rows.size(); ++k) {
+        const auto& row = rows[k];
+        // A: C++ ranks.
+        results[k].push_back(launch(c, row.nproc, row.threads, row.overlap, row.sync_bn, dir));
+        series[k].cpp.push_back(static_cast<double>(c.batch) / results[k].back().step_s);
+        // B: PyTorch ranks, same processes x threads.
+        if (row.with_python) {
+          series[k].py.push_back(python.round("run " + std::to_string(row.nproc) + " " +
+                                              std::to_string(row.threads))["images_per_s"]);
+        }
       }
     }
     std::filesystem::remove_all(dir);
-    const auto& one = results[0];
-    const auto& two = results[2];
-    const auto& two_plain = results[3];
-    const auto& two_sync = results[4];
-    std::cout << std::setprecision(1) << "\nscaling efficiency, 2 processes vs 1 (1 thread each): "
-              << 100.0 * one.step_s / (2.0 * two.step_s) << " % with overlap, "
-              << 100.0 * one.step_s / (2.0 * two_plain.step_s) << " % without\n"
+    std::printf("results (medians of %d rounds, images per second)\n", harness_options.rounds);
+    for (const auto& s : series) {
+      if (!s.py.empty()) {
+        harness.report(s);
+      } else {
+        std::printf("  %-34s C++ %9.2f %-5s (best %9.2f)  (no PyTorch equivalent: DDP always "
+                    "overlaps / SyncBatchNorm needs CUDA)%s\n", s.name.c_str(), bench::median(s.cpp), s.unit.c_str(),
+                    s.best(s.cpp), harness.mark().c_str());
+      }
+    }
+    std::printf("per round\n");
+    for (const auto& s : series) harness.report_rounds(s);
+    auto median_of = [&](size_t k, double RankResult::*field) {
+      std::vector<double> v;
+      for (const auto& x : results[k]) v.push_back(x.*field);
+      return bench::median(v);
+    };
+    const double one = median_of(0, &RankResult::step_s), two = median_of(2, &RankResult::step_s),
+                 two_plain = median_of(3, &RankResult::step_s);
+    const auto& last = results[2].back();
+    std::cout << std::fixed << std::setprecision(1)
+              << "\nscaling efficiency, 2 processes vs 1 (1 thread each): "
+              << 100.0 * one / (2.0 * two) << " % with overlap, "
+              << 100.0 * one / (2.0 * two_plain) << " % without" << harness.mark() << "\n"
               << "gradients per step: " << std::setprecision(2)
-              << static_cast<double>(two.bytes) / (1024.0 * 1024.0) << " MiB in " << two.buckets
-              << " bucket(s) of <= " << c.bucket_mb << " MiB; " << two.in_backward
+              << static_cast<double>(last.bytes) / (1024.0 * 1024.0) << " MiB in " << last.buckets
+              << " bucket(s) of <= " << c.bucket_mb << " MiB; " << last.in_backward
               << " started during backward with overlap\n"
-              << "all-reduce cost per step: " << std::setprecision(1) << 1e3 * two.reduce_s
+              << "all-reduce cost per step: " << std::setprecision(1)
+              << 1e3 * median_of(2, &RankResult::reduce_s)
               << " ms alone (ranks aligned); time inside synchronize() per training step: "
-              << 1e3 * two_plain.sync_s << " ms without overlap, " << 1e3 * two.sync_s
-              << " ms with overlap (includes waiting for the slower rank)\n"
+              << 1e3 * median_of(3, &RankResult::sync_s) << " ms without overlap, "
+              << 1e3 * median_of(2, &RankResult::sync_s)
+              << " ms with overlap (includes waiting for the slower rank)" << harness.mark()
+              << "\n"
               << "SyncBatchNorm2d (2 all-reduces per norm layer and step): step "
-              << 1e3 * two_sync.step_s << " ms vs " << 1e3 * two.step_s << " ms with BatchNorm2d ("
-              << 100.0 * (two_sync.step_s / two.step_s - 1.0) << " %)\n";
+              << 1e3 * median_of(4, &RankResult::step_s) << " ms vs " << 1e3 * two
+              << " ms with BatchNorm2d ("
+              << 100.0 * (median_of(4, &RankResult::step_s) / two - 1.0) << " %)"
+              << harness.mark() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "bench_distributed: " << e.what() << "\n";
     return 1;

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""scikit-learn side of benchmarks/metrics: times average_precision_score (mAP) and
-f1_score (micro, macro) on the matrices the C++ benchmark wrote, and prints one line per size:
-    sklearn N C map_ms f1_ms mAP micro_f1 macro_f1
-Usage: bench_metrics.py DIR N1 C1 [N2 C2 ...]   (DIR/scores_N_C.f32, DIR/targets_N_C.u8)
+"""scikit-learn side of benchmarks/metrics, served to the harness (benchmarks/bench_child.py).
+Times average_precision_score (mAP) and f1_score (micro, macro) on the matrices the C++
+benchmark wrote:
+    run N C   -> map_ms f1_ms map micro_f1 macro_f1   (best of repeats)
+Usage: bench_metrics.py DIR   (DIR/scores_N_C.f32, DIR/targets_N_C.u8)
 """
 import os
 import sys
@@ -10,6 +11,9 @@ import time
 
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bench_child  # noqa: E402
 
 
 def best_ms(fn, repeats):
@@ -23,8 +27,9 @@ def best_ms(fn, repeats):
 
 def main():
     d = sys.argv[1]
-    sizes = [int(v) for v in sys.argv[2:]]
-    for n, c in zip(sizes[::2], sizes[1::2]):
+
+    def run(n, c):
+        n, c = int(n), int(c)
         s = np.fromfile(os.path.join(d, "scores_%d_%d.f32" % (n, c)), dtype=np.float32).reshape(n, c)
         y = np.fromfile(os.path.join(d, "targets_%d_%d.u8" % (n, c)), dtype=np.uint8).reshape(n, c)
         y = y.astype(np.int64)
@@ -35,8 +40,10 @@ def main():
                                     f1_score(y, pred, average="macro")), repeats)
         # Thresholding is part of the C++ F1 timing, so time it here too.
         thr_ms, _ = best_ms(lambda: (s >= 0.5).astype(np.int64), repeats)
-        print("sklearn %d %d %.6f %.6f %.12f %.12f %.12f" % (n, c, map_ms, f1_ms + thr_ms, m, f[0], f[1]))
-        sys.stdout.flush()
+        return {"map_ms": map_ms, "f1_ms": f1_ms + thr_ms, "map": "%.12f" % m,
+                "micro_f1": "%.12f" % f[0], "macro_f1": "%.12f" % f[1]}
+
+    bench_child.serve({"run": run}, use_torch=False)
 
 
 if __name__ == "__main__":

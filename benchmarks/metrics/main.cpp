@@ -1,10 +1,13 @@
 // mAP and micro/macro F1 on 5,000 x 80 and 118,287 x 80 score matrices (COCO val / train
-// sizes), ours (metrics.hpp, one thread) against scikit-learn in the same run.
+// sizes), ours (metrics.hpp, one thread) against scikit-learn, interleaved round by round
+// through the harness (bench_util.hpp).
 //
-// Usage: bench_metrics [--quick]   (--quick: only 5,000 x 80)
+// Usage: bench_metrics [--quick] [--rounds 3] [--allow-load]   (--quick: only 5,000 x 80)
 #include <mobilenet/metrics/metrics.hpp>
 
 #include <Eigen/Core>
+
+#include "../bench_util.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -82,17 +85,28 @@ Ours run_ours(const RowMatrix& scores, const RowMatrix& targets) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+int run_benchmark(int argc, char** argv) {
+  bench::HarnessOptions harness_options;
+  const auto rest = bench::parse_harness_flags(argc, argv, harness_options);
+  const bool quick = std::find(rest.begin(), rest.end(), "--quick") != rest.end();
   std::vector<int64_t> sizes = {5000};
   if (!quick) sizes.push_back(118287);
 
-  const auto dir = std::filesystem::temp_directory_path() / "mobilenet_bench_metrics";
+  bench::Harness harness("bench_metrics", harness_options);
+  if (!harness.start({{"threads", "1 (both sides)"},
+                      {"sizes", quick ? "5,000 x 80" : "5,000 x 80 and 118,287 x 80"},
+                      {"timing", "best of repeats within a round (20 or 3 C++, 3 or 1 "
+                                 "scikit-learn), medians over rounds"}})) {
+    return 2;
+  }
+
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("mobilenet_bench_metrics_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  std::map<int64_t, Ours> ours;
-  std::string args;
+  std::map<int64_t, std::pair<RowMatrix, RowMatrix>> data;
   for (int64_t n : sizes) {
-    auto [scores, targets] = make_data(n);
+    data[n] = make_data(n);
+    const auto& [scores, targets] = data[n];
     const std::string tag = std::to_string(n) + "_" + std::to_string(kClasses);
     std::ofstream(dir / ("scores_" + tag + ".f32"), std::ios::binary)
         .write(reinterpret_cast<const char*>(scores.data()),
@@ -101,49 +115,59 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < y.size(); ++i) y[i] = targets.data()[i] >= 0.5f;
     std::ofstream(dir / ("targets_" + tag + ".u8"), std::ios::binary)
         .write(reinterpret_cast<const char*>(y.data()), static_cast<std::streamsize>(y.size()));
-    ours[n] = run_ours(scores, targets);
-    args += " " + std::to_string(n) + " " + std::to_string(kClasses);
   }
 
-  // scikit-learn on the same matrices.
-  const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_BENCH_SCRIPT + " " +
-                          dir.string() + args;
-  std::map<int64_t, std::vector<double>> sk;  // map_ms, f1_ms, map, micro, macro
-  if (FILE* pipe = popen(cmd.c_str(), "r")) {
-    char line[512];
-    while (std::fgets(line, sizeof line, pipe)) {
-      std::istringstream ls(line);
-      std::string tag;
-      int64_t n = 0, c = 0;
-      std::vector<double> v(5);
-      if (ls >> tag >> n >> c >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] && tag == "sklearn") sk[n] = v;
+  int status = 0;
+  {
+    bench::PythonChild python(MOBILENET_BENCH_SCRIPT, {dir.string()}, 1);
+    harness.check_child(python, 1);
+    std::printf("\n");
+    struct PerSize {
+      bench::Series map, f1;
+      std::vector<double> add, tune;
+      double diff = 0;
+    };
+    std::map<int64_t, PerSize> per;
+    for (int64_t n : sizes) {
+      const std::string label = std::to_string(n) + " x " + std::to_string(kClasses);
+      per.emplace(n, PerSize{bench::Series("mAP " + label, "ms", false),
+                             bench::Series("F1 " + label, "ms", false), {}, {}, 0});
     }
-    pclose(pipe);
+    for (int r = 0; r < harness_options.rounds; ++r) {
+      harness.round_started(r);
+      for (int64_t n : sizes) {
+        auto& p = per.at(n);
+        const Ours o = run_ours(data[n].first, data[n].second);  // A: C++
+        auto s = python.round("run " + std::to_string(n) + " " + std::to_string(kClasses));  // B
+        p.map.cpp.push_back(o.map_ms);
+        p.map.py.push_back(s["map_ms"]);
+        p.f1.cpp.push_back(o.f1_ms);
+        p.f1.py.push_back(s["f1_ms"]);
+        p.add.push_back(o.add_ms);
+        p.tune.push_back(o.tune_ms);
+        // The speed must not come from different numbers.
+        p.diff = std::max({p.diff, std::abs(o.map - s["map"]), std::abs(o.micro_f1 - s["micro_f1"]),
+                           std::abs(o.macro_f1 - s["macro_f1"])});
+      }
+    }
+    std::printf("results (medians over %d rounds; C++/Python < 1 means C++ is faster)\n",
+                harness_options.rounds);
+    for (int64_t n : sizes) {
+      const auto& p = per.at(n);
+      harness.report(p.map);
+      harness.report(p.f1);
+      std::printf("  %-34s add %.3f ms, tune thresholds %.3f ms (C++ only), max |metric diff| "
+                  "vs scikit-learn %.1e%s\n",
+                  "", bench::median(p.add), bench::median(p.tune), p.diff, harness.mark().c_str());
+      if (p.diff > 1e-9) status = 1;
+    }
   }
   std::filesystem::remove_all(dir);
-
-  std::printf("metrics benchmark, %lld classes, one thread, best of repeats (ms)\n",
-              static_cast<long long>(kClasses));
-  std::printf("%-10s %9s %9s %9s %10s | %11s %11s | %9s %9s | %s\n", "samples", "add", "mAP",
-              "F1", "tune thr", "sklearn mAP", "sklearn F1", "mAP x", "F1 x", "|mAP diff|");
-  int status = 0;
-  for (int64_t n : sizes) {
-    const auto& o = ours[n];
-    if (!sk.count(n)) {
-      std::printf("%-10lld %9.3f %9.3f %9.3f %10.3f | scikit-learn run failed: %s\n",
-                  static_cast<long long>(n), o.add_ms, o.map_ms, o.f1_ms, o.tune_ms, cmd.c_str());
-      status = 1;
-      continue;
-    }
-    const auto& s = sk[n];
-    const double diff = std::max({std::abs(o.map - s[2]), std::abs(o.micro_f1 - s[3]),
-                                  std::abs(o.macro_f1 - s[4])});
-    std::printf("%-10lld %9.3f %9.3f %9.3f %10.3f | %11.3f %11.3f | %8.1fx %8.1fx | %.1e\n",
-                static_cast<long long>(n), o.add_ms, o.map_ms, o.f1_ms, o.tune_ms, s[0], s[1],
-                s[0] / o.map_ms, s[1] / o.f1_ms, diff);
-    if (diff > 1e-9) status = 1;  // the speed must not come from different numbers
-  }
-  std::printf("mAP x / F1 x: scikit-learn time / ours. add: copying the batch into the "
-              "accumulator (once per evaluation, not included in the ratios).\n");
+  std::printf("add: copying the batch into the accumulator (once per evaluation, not in the "
+              "ratios).\n");
   return status;
+}
+
+int main(int argc, char** argv) {
+  return bench::guarded("bench_metrics", [&] { return run_benchmark(argc, argv); });
 }

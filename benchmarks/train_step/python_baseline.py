@@ -1,25 +1,39 @@
-"""Python side of benchmarks/train_step: torchvision mobilenet_v2 on the same torch.
+"""Python side of benchmarks/train_step: torchvision mobilenet_v2 on the same torch, served
+round by round to the harness (benchmarks/bench_child.py).
 
-  python_baseline.py BATCH SIZE THREADS STEPS LATENCY_RUNS AMP(0/1) DEVICE
-Prints 'train_img_per_s X' and 'latency_ms Y'.
+  python_baseline.py BATCH SIZE STEPS LATENCY_RUNS AMP(0/1) DEVICE
+Commands:
+  train              -> train_img_per_s (STEPS timed AdamW steps, channels-last)
+  latency BATCH RUNS -> eager_ms, frozen_ms: median forward time of torchvision's model in
+                        torch.inference_mode, channels-last, eager and after
+                        torch.jit.freeze + torch.jit.optimize_for_inference (BN folded,
+                        MKL-DNN layouts), on a BATCH x 3 x SIZE x SIZE input
 """
+import os
 import sys
 import time
 
-import torch
-import torchvision
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bench_child  # noqa: E402
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 
-def main(batch, size, threads, steps, runs, amp, device):
-    torch.set_num_threads(threads)
+def main(batch, size, steps, runs, amp, device):
     torch.manual_seed(0)
     dev = torch.device(device)
-    model = torchvision.models.mobilenet_v2(num_classes=80).to(dev).to(memory_format=torch.channels_last)
+    model = torchvision.models.mobilenet_v2(num_classes=80).to(dev).to(
+        memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.cuda.amp.GradScaler(enabled=amp and dev.type == "cuda")
     x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=torch.channels_last)
     y = (torch.rand(batch, 80, device=dev) > 0.9).float()
     ac_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     def step():
         opt.zero_grad()
@@ -33,31 +47,48 @@ def main(batch, size, threads, steps, runs, amp, device):
     model.train()
     for _ in range(2):
         step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    print("train_img_per_s %.3f" % (batch * steps / (time.perf_counter() - t)))
+    sync()
 
-    model.eval()
-    one = x[:1].clone()
-    with torch.no_grad():
+    def train():
+        model.train()
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        return {"train_img_per_s": batch * steps / (time.perf_counter() - t)}
+
+    frozen = {}
+
+    def median_ms(fn, inp, n):
         for _ in range(3):
-            model(one)
+            fn(inp)
         times = []
-        for _ in range(runs):
+        for _ in range(n):
             t = time.perf_counter()
-            model(one)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            fn(inp)
+            sync()
             times.append(time.perf_counter() - t)
-    times.sort()
-    print("latency_ms %.3f" % (1000 * times[len(times) // 2]))
+        times.sort()
+        return 1000 * times[len(times) // 2]
+
+    def latency(b, n):
+        b, n = int(b), int(n)
+        model.eval()
+        inp = torch.randn(b, 3, size, size, device=dev).contiguous(
+            memory_format=torch.channels_last)
+        with torch.inference_mode():
+            eager = median_ms(model, inp, n)
+        if b not in frozen:  # traced once per batch, after training, with the trained weights
+            with torch.no_grad():
+                traced = torch.jit.trace(model, inp)
+                frozen[b] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        with torch.no_grad():
+            fast = median_ms(frozen[b], inp, n)
+        return {"eager_ms": eager, "frozen_ms": fast}
+
+    bench_child.serve({"train": train, "latency": latency})
 
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    main(int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), a[5] == "1", a[6])
+    main(int(a[0]), int(a[1]), int(a[2]), int(a[3]), a[4] == "1", a[5])

@@ -1,6 +1,7 @@
 #pragma once
 /// \file activation.hpp
-/// ReLU6 as a clamp, so it has a backward for every dtype LibTorch trains in.
+/// ReLU6 (hardtanh in float, clamp in bf16/fp16, so it has a backward for every dtype LibTorch
+/// trains in) and ReLU.
 
 #include <torch/torch.h>
 
@@ -14,13 +15,18 @@ struct ReLU6Options {
   TORCH_ARG(bool, inplace) = true;
 };
 
-/// min(max(x, 0), 6). LibTorch's ReLU6 is hardtanh, whose CPU backward has no bf16 kernel in
-/// 1.13; clamp has one everywhere and gives bit-identical results in float32.
+/// min(max(x, 0), 6), computed like PyTorch's nn.ReLU6 (hardtanh) in float32/float64 and as
+/// a clamp in bf16/fp16, where hardtanh has no CPU backward in LibTorch 1.13.
 class ReLU6Impl : public torch::nn::Cloneable<ReLU6Impl> {
  public:
   explicit ReLU6Impl(ReLU6Options options = {}) : options(options) {}
   void reset() override {}
   torch::Tensor forward(torch::Tensor x) {
+    // hardtanh_'s backward is one kernel reading the output; clamp_'s keeps a copy of the input
+    // and runs four passes (ge, le, and, where): a third of the training step on CPU.
+    if (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) {
+      return options.inplace() ? torch::hardtanh_(x, 0, 6) : torch::hardtanh(x, 0, 6);
+    }
     return options.inplace() ? x.clamp_(0, 6) : x.clamp(0, 6);
   }
   void pretty_print(std::ostream& stream) const override {

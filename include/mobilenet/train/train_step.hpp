@@ -7,7 +7,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <functional>
+#include <limits>
 
 namespace mobilenet {
 
@@ -29,11 +31,18 @@ struct TrainStepOptions {
   /// Runs after backward, before clipping and the step: DistributedDataParallel's
   /// synchronize() goes here. Default: none.
   TORCH_ARG(std::function<void()>, after_backward) = nullptr;
+  /// Do not read the loss back per step (no `.item()`: on CUDA that is a device sync).
+  /// StepResult::loss is then NaN and `finite` is not checked: read `loss_tensor` when the
+  /// value is needed (e.g. once per logging interval). Without a GradScaler a non-finite loss
+  /// is then NOT skipped, so use it with a scaler or when a diverged run may be detected late.
+  /// Not combinable with finite_consensus. Default false.
+  TORCH_ARG(bool, defer_loss) = false;
 };
 
 /// What a step did.
 struct StepResult {
-  double loss = 0;           ///< unscaled loss value
+  double loss = 0;           ///< unscaled loss value (NaN with defer_loss)
+  torch::Tensor loss_tensor; ///< the unscaled loss, detached (0-dim, on the device)
   bool finite = true;        ///< false: loss was inf/NaN
   bool skipped = false;      ///< no optimizer update (non-finite loss or gradients)
 };
@@ -53,9 +62,16 @@ StepResult train_step(Model& model, torch::optim::Optimizer& optimizer, GradScal
   }
   torch::Tensor loss = loss_fn(logits.to(torch::kFloat), targets);
   StepResult result;
-  result.loss = loss.item<double>();
-  result.finite = std::isfinite(result.loss);
-  if (options.finite_consensus()) result.finite = options.finite_consensus()(result.finite);
+  result.loss_tensor = loss.detach();
+  if (options.defer_loss()) {
+    TORCH_CHECK(!options.finite_consensus(),
+                "train_step: defer_loss cannot be combined with finite_consensus");
+    result.loss = std::numeric_limits<double>::quiet_NaN();
+  } else {
+    result.loss = loss.item<double>();
+    result.finite = std::isfinite(result.loss);
+    if (options.finite_consensus()) result.finite = options.finite_consensus()(result.finite);
+  }
   if (!result.finite && !scaler.enabled()) {
     result.skipped = true;
     return result;

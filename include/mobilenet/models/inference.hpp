@@ -1,0 +1,349 @@
+#pragma once
+/// \file inference.hpp
+/// A trained model prepared for inference: BatchNorm folded into the convolutions, activations
+/// applied in place, no autograd (c10::InferenceMode), and the memory format and convolution
+/// backend that measured fastest on an example input.
+
+#include <mobilenet/detail/sequential_like.hpp>
+#include <mobilenet/nn/activation.hpp>
+#include <mobilenet/nn/inverted_residual.hpp>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mobilenet {
+
+/// Activation layout of an InferenceModel.
+enum class InferenceMemoryFormat {
+  kMeasure,       ///< time both on the example input, keep the faster
+  kChannelsLast,  ///< NHWC
+  kContiguous,    ///< NCHW
+};
+
+/// Options for prepare_for_inference.
+/// Example: `InferenceOptions().example_input(torch::randn({1, 3, 224, 224}))`.
+struct InferenceOptions {
+  /// Input the choices are measured on (N x C x H x W: batch and size matter). Default: none,
+  /// which means 1 x 3 x 224 x 224 random values.
+  TORCH_ARG(torch::Tensor, example_input) = {};
+  /// Default kMeasure.
+  TORCH_ARG(InferenceMemoryFormat, memory_format) = InferenceMemoryFormat::kMeasure;
+  /// Also choose, per convolution, between ATen's dispatch (at::conv2d) and MKL-DNN by timing
+  /// both on that layer's input (CPU only). Default true.
+  TORCH_ARG(bool, choose_backends) = true;
+  /// Timed runs per candidate when measuring; default 3.
+  TORCH_ARG(int64_t, measure_runs) = 3;
+};
+
+namespace detail {
+
+/// One step of a prepared model.
+struct InferenceNode {
+  enum class Kind { kConv, kResidual, kPoolFlatten, kLinear };
+  enum class Act { kNone, kReLU, kReLU6 };
+  Kind kind = Kind::kConv;
+  torch::Tensor weight, bias;
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups = 1;
+  bool batchnorm_folded = false;
+  bool use_mkldnn = false;
+  Act act = Act::kNone;
+  std::vector<InferenceNode> body;  // kResidual: the branch added to its input
+};
+
+inline void apply_activation(InferenceNode::Act act, torch::Tensor& x) {
+  if (act == InferenceNode::Act::kReLU6) {
+    x.clamp_(0, 6);
+  } else if (act == InferenceNode::Act::kReLU) {
+    x.relu_();
+  }
+}
+
+inline torch::Tensor run_conv(const InferenceNode& n, const torch::Tensor& x, bool mkldnn) {
+  if (mkldnn) {
+    return at::mkldnn_convolution(x, n.weight, n.bias, n.padding, n.stride, n.dilation,
+                                  n.groups);
+  }
+  return at::conv2d(x, n.weight, n.bias, n.stride, n.padding, n.dilation, n.groups);
+}
+
+/// Runs `nodes` on x. With `chooser` (non-const nodes only), each convolution's backend is
+/// timed and chosen first.
+template <typename Nodes, typename Chooser>
+torch::Tensor run_nodes(Nodes& nodes, torch::Tensor x, Chooser* chooser) {
+  for (auto& n : nodes) {
+    switch (n.kind) {
+      case InferenceNode::Kind::kConv:
+        if (chooser) (*chooser)(n, x);
+        x = run_conv(n, x, n.use_mkldnn);
+        apply_activation(n.act, x);
+        break;
+      case InferenceNode::Kind::kResidual: {
+        auto y = run_nodes(n.body, x, chooser);
+        x = y.add_(x);  // y is this block's own fresh output
+        break;
+      }
+      case InferenceNode::Kind::kPoolFlatten:
+        x = at::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+        break;
+      case InferenceNode::Kind::kLinear:
+        x = at::linear(x, n.weight, n.bias);
+        apply_activation(n.act, x);
+        break;
+    }
+  }
+  return x;
+}
+
+inline InferenceNode& last_unactivated(std::vector<InferenceNode>& out, const char* what) {
+  TORCH_CHECK(!out.empty() && (out.back().kind == InferenceNode::Kind::kConv ||
+                               out.back().kind == InferenceNode::Kind::kLinear) &&
+                  out.back().act == InferenceNode::Act::kNone,
+              "prepare_for_inference: ", what,
+              " must directly follow a convolution or linear layer");
+  return out.back();
+}
+
+/// BN(conv(x)) = conv'(x) with w' = w * s and b' = beta + (b - mean) * s, s = gamma / sqrt(var
+/// + eps), per output channel. Computed in double so the fold adds no rounding of its own.
+inline void fold_batchnorm(InferenceNode& conv, torch::nn::BatchNorm2dImpl& bn) {
+  TORCH_CHECK(conv.kind == InferenceNode::Kind::kConv && !conv.batchnorm_folded,
+              "prepare_for_inference: BatchNorm2d must directly follow a convolution");
+  TORCH_CHECK(bn.running_mean.defined() && bn.running_var.defined(),
+              "prepare_for_inference: BatchNorm2d without running statistics "
+              "(track_running_stats=false) cannot be folded");
+  const auto dtype = conv.weight.scalar_type();
+  auto mean = bn.running_mean.to(torch::kDouble);
+  auto scale = 1.0 / (bn.running_var.to(torch::kDouble) + bn.options.eps()).sqrt();
+  auto shift = -mean * scale;
+  if (bn.options.affine()) {
+    scale = scale * bn.weight.to(torch::kDouble);
+    shift = bn.bias.to(torch::kDouble) - mean * scale;
+  }
+  auto w = conv.weight.to(torch::kDouble) * scale.view({-1, 1, 1, 1});
+  auto b = conv.bias.to(torch::kDouble) * scale + shift;
+  conv.weight = w.to(dtype);
+  conv.bias = b.to(dtype);
+  conv.batchnorm_folded = true;
+}
+
+template <typename Impl>
+bool residual_branch(const std::shared_ptr<torch::nn::Module>& m,
+                     std::shared_ptr<torch::nn::Module>* branch) {
+  if (auto block = std::dynamic_pointer_cast<Impl>(m)) {
+    *branch = block->options.use_residual() ? block->conv.ptr() : nullptr;
+    return true;
+  }
+  return false;
+}
+
+/// Appends the nodes equivalent to `m`'s eval forward to `out`. Only modules whose forward is
+/// known are accepted; anything else is an error naming its type, never a silent guess.
+inline void compile_module(const std::shared_ptr<torch::nn::Module>& m,
+                           std::vector<InferenceNode>& out) {
+  using InferenceAct = InferenceNode::Act;
+  if (auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(m)) {
+    const auto& o = conv->options;
+    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+    TORCH_CHECK(pad && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()),
+                "prepare_for_inference: only Conv2d with numeric zero padding is supported");
+    InferenceNode n;
+    n.kind = InferenceNode::Kind::kConv;
+    n.weight = conv->weight.detach().clone();
+    n.bias = o.bias() ? conv->bias.detach().clone()
+                      : torch::zeros({o.out_channels()}, conv->weight.options());
+    n.stride = std::vector<int64_t>(o.stride()->begin(), o.stride()->end());
+    n.padding = std::vector<int64_t>((*pad)->begin(), (*pad)->end());
+    n.dilation = std::vector<int64_t>(o.dilation()->begin(), o.dilation()->end());
+    n.groups = o.groups();
+    out.push_back(std::move(n));
+  } else if (auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(m)) {
+    TORCH_CHECK(!out.empty(), "prepare_for_inference: BatchNorm2d must follow a convolution");
+    fold_batchnorm(out.back(), *bn);
+  } else if (std::dynamic_pointer_cast<ReLU6Impl>(m) ||
+             std::dynamic_pointer_cast<torch::nn::ReLU6Impl>(m)) {
+    last_unactivated(out, "ReLU6").act = InferenceAct::kReLU6;
+  } else if (std::dynamic_pointer_cast<ReLUImpl>(m) ||
+             std::dynamic_pointer_cast<torch::nn::ReLUImpl>(m)) {
+    last_unactivated(out, "ReLU").act = InferenceAct::kReLU;
+  } else if (std::dynamic_pointer_cast<torch::nn::DropoutImpl>(m) ||
+             std::dynamic_pointer_cast<torch::nn::IdentityImpl>(m)) {
+    // identities in eval mode
+  } else if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m)) {
+    InferenceNode n;
+    n.kind = InferenceNode::Kind::kLinear;
+    n.weight = linear->weight.detach().clone();
+    n.bias = linear->options.bias() ? linear->bias.detach().clone()
+                                    : torch::zeros({linear->options.out_features()},
+                                                   linear->weight.options());
+    out.push_back(std::move(n));
+  } else if (std::shared_ptr<torch::nn::Module> branch;
+             residual_branch<InvertedResidualImpl<ReLU6, torch::nn::BatchNorm2d>>(m, &branch) ||
+             residual_branch<InvertedResidualImpl<ReLU6, torch::nn::AnyModule>>(m, &branch) ||
+             residual_branch<InvertedResidualImpl<ReLU, torch::nn::BatchNorm2d>>(m, &branch) ||
+             residual_branch<InvertedResidualImpl<ReLU, torch::nn::AnyModule>>(m, &branch)) {
+    if (branch) {
+      InferenceNode n;
+      n.kind = InferenceNode::Kind::kResidual;
+      compile_module(branch, n.body);
+      out.push_back(std::move(n));
+    } else {
+      for (const auto& child : m->children()) compile_module(child, out);
+    }
+  } else if (std::dynamic_pointer_cast<torch::nn::SequentialImpl>(m) ||
+             std::dynamic_pointer_cast<SequentialLike>(m)) {
+    for (const auto& child : m->children()) compile_module(child, out);
+  } else {
+    TORCH_CHECK(false, "prepare_for_inference: unsupported module ", m->name(),
+                " (supported: Conv2d, BatchNorm2d, ReLU, ReLU6, Dropout, Identity, Linear, "
+                "Sequential, ConvBnAct, DepthwiseSeparable, InvertedResidual)");
+  }
+}
+
+inline void to_memory_format(std::vector<InferenceNode>& nodes, at::MemoryFormat format) {
+  for (auto& n : nodes) {
+    if (n.kind == InferenceNode::Kind::kConv) n.weight = n.weight.contiguous(format);
+    to_memory_format(n.body, format);
+  }
+}
+
+inline void set_backend(std::vector<InferenceNode>& nodes, bool mkldnn) {
+  for (auto& n : nodes) {
+    if (n.kind == InferenceNode::Kind::kConv) n.use_mkldnn = mkldnn;
+    set_backend(n.body, mkldnn);
+  }
+}
+
+inline double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Median seconds of `runs` calls after one warm-up.
+template <typename Fn>
+double median_seconds(Fn&& fn, int64_t runs) {
+  fn();
+  std::vector<double> t;
+  for (int64_t i = 0; i < runs; ++i) {
+    const double start = seconds_now();
+    fn();
+    t.push_back(seconds_now() - start);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace detail
+
+/// A model prepared by prepare_for_inference: a flat list of fused steps, callable like a
+/// module. forward() runs under c10::InferenceMode, so its outputs are inference tensors
+/// (clone() one to use it with autograd).
+class InferenceModel {
+ public:
+  InferenceModel(std::vector<detail::InferenceNode> nodes, at::MemoryFormat format)
+      : nodes_(std::move(nodes)), format_(format) {}
+
+  /// Logits for a batch N x C x H x W (any layout; converted to memory_format()).
+  torch::Tensor forward(const torch::Tensor& x) const {
+    c10::InferenceMode guard;
+    using None = void(const detail::InferenceNode&, const torch::Tensor&);
+    return detail::run_nodes(nodes_, x.contiguous(format_), static_cast<None*>(nullptr));
+  }
+  torch::Tensor operator()(const torch::Tensor& x) const { return forward(x); }
+
+  /// The activation layout chosen.
+  at::MemoryFormat memory_format() const { return format_; }
+  /// Convolutions after folding, and how many of them call MKL-DNN directly.
+  int64_t num_convolutions() const { return count(nodes_, false); }
+  int64_t num_mkldnn_convolutions() const { return count(nodes_, true); }
+  /// The steps, for inspection and tests.
+  const std::vector<detail::InferenceNode>& nodes() const { return nodes_; }
+
+ private:
+  static int64_t count(const std::vector<detail::InferenceNode>& nodes, bool mkldnn_only) {
+    int64_t c = 0;
+    for (const auto& n : nodes) {
+      c += n.kind == detail::InferenceNode::Kind::kConv && (!mkldnn_only || n.use_mkldnn);
+      c += count(n.body, mkldnn_only);
+    }
+    return c;
+  }
+  std::vector<detail::InferenceNode> nodes_;
+  at::MemoryFormat format_;
+};
+
+/// Prepares `features` -> global average pool -> flatten -> `classifier` (the layout of
+/// MobileNetV1/V2's forward) for inference. The model itself is not modified.
+inline InferenceModel prepare_for_inference(const torch::nn::Sequential& features,
+                                            const torch::nn::Sequential& classifier,
+                                            const InferenceOptions& options = {}) {
+  TORCH_CHECK(options.measure_runs() >= 1, "prepare_for_inference: measure_runs must be >= 1, got ",
+              options.measure_runs());
+  std::vector<detail::InferenceNode> nodes;
+  {
+    torch::NoGradGuard no_grad;
+    detail::compile_module(features.ptr(), nodes);
+    detail::InferenceNode pool;
+    pool.kind = detail::InferenceNode::Kind::kPoolFlatten;
+    nodes.push_back(pool);
+    detail::compile_module(classifier.ptr(), nodes);
+  }
+  torch::Tensor example = options.example_input();
+  const bool cpu = nodes.front().weight.device().is_cpu();
+  const bool measure_format = options.memory_format() == InferenceMemoryFormat::kMeasure;
+  if (!example.defined() && (measure_format || options.choose_backends())) {
+    example = torch::randn({1, 3, 224, 224}, nodes.front().weight.options());
+  }
+  std::vector<at::MemoryFormat> formats;
+  if (options.memory_format() != InferenceMemoryFormat::kContiguous) {
+    formats.push_back(at::MemoryFormat::ChannelsLast);
+  }
+  if (options.memory_format() != InferenceMemoryFormat::kChannelsLast) {
+    formats.push_back(at::MemoryFormat::Contiguous);
+  }
+  std::vector<InferenceModel> candidates;
+  double best = std::numeric_limits<double>::infinity();
+  size_t best_index = 0;
+  for (auto format : formats) {
+    auto copy = nodes;
+    detail::to_memory_format(copy, format);
+    if (cpu && options.choose_backends()) {
+      c10::InferenceMode guard;
+      // Per convolution, on its real input: the faster of at::conv2d and MKL-DNN.
+      auto choose = [&](detail::InferenceNode& node, const torch::Tensor& in) {
+        const double aten =
+            detail::median_seconds([&] { detail::run_conv(node, in, false); }, options.measure_runs());
+        const double mkl =
+            detail::median_seconds([&] { detail::run_conv(node, in, true); }, options.measure_runs());
+        node.use_mkldnn = mkl < aten;
+      };
+      detail::run_nodes(copy, example.contiguous(format), &choose);
+    }
+    candidates.emplace_back(std::move(copy), format);
+    if (formats.size() > 1) {
+      const auto& model = candidates.back();
+      const double t = detail::median_seconds([&] { model.forward(example); },
+                                              options.measure_runs());
+      if (t < best) best = t, best_index = candidates.size() - 1;
+    }
+  }
+  return candidates[best_index];
+}
+
+/// Prepares a MobileNetV1/V2 (anything with `features` and `classifier` Sequentials and the
+/// forward features -> pool -> classifier) for inference. Exact within float rounding of the
+/// eval-mode forward.
+/// Example: `auto fast = prepare_for_inference(*model); auto logits = fast(images);`
+template <typename Model>
+InferenceModel prepare_for_inference(const Model& model, const InferenceOptions& options = {}) {
+  return prepare_for_inference(model.features, model.classifier, options);
+}
+
+}  // namespace mobilenet
