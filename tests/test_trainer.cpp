@@ -9,6 +9,8 @@
 #include <mobilenet/train/schedule.hpp>
 #include <mobilenet/train/train_step.hpp>
 #include <mobilenet/train/trainer.hpp>
+#include <mobilenet/data/demo.hpp>
+#include <mobilenet/inference/predictor.hpp>
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -534,4 +536,58 @@ TEST_CASE("saving to a relative path works, and saving into a missing folder or 
   const std::string fifo = dir / "fifo.pt";
   REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
   CHECK_THROWS_WITH_AS(read_model_spec(fifo), contains("not a regular file"), c10::Error);
+}
+
+TEST_CASE("Predictor: probabilities of the checkpoint's model on its eval transform, from a file, bytes or a batch") {
+  TempDir dir("predictor");
+  const auto demo = write_demo_data(dir.path().string(), DemoDataOptions().train(1).val(5).size(40));
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(demo.back().image_dir)) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  REQUIRE(files.size() == 5);
+  torch::manual_seed(8);
+  const ModelSpec spec = ModelSpec(kSpec).image_size(40).normalize(true);
+  Classifier model = make_model(spec);
+  // Random BN statistics, so folding them into the convolutions is really exercised.
+  for (auto& b : model.module().named_buffers()) {
+    if (b.key().find("running_mean") != std::string::npos) b.value().normal_(0, 0.1);
+    if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 1.5);
+  }
+  TrainingState state;
+  state.thresholds = {0.1f, 0.3f, 0.5f, 0.5f, 0.7f, 0.9f};
+  save_checkpoint(dir / "model.pt", model.module(), spec, state);
+
+  // Reference: the model itself, eval mode, on eval_transform_for(spec) of each file.
+  model.module().eval();
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> inputs;
+  for (const auto& f : files) inputs.push_back(eval_transform_for(spec)(f, 0));
+  const torch::Tensor want = torch::sigmoid(model.forward(torch::stack(inputs)));
+
+  for (const bool prepare : {true, false}) {
+    CAPTURE(prepare);
+    Predictor predictor(dir / "model.pt", PredictorOptions().prepare(prepare).batch_size(2));
+    const auto batched = predictor.predict(files);
+    REQUIRE(batched.size() == files.size());
+    for (size_t i = 0; i < files.size(); ++i) {
+      const auto one = predictor.predict(files[i]);
+      const auto bytes = read_file(files[i]);
+      const auto from_bytes = predictor.predict(bytes.data(), bytes.size(), files[i]);
+      for (int64_t k = 0; k < 6; ++k) {
+        const float w = want[int64_t(i)][k].item<float>();
+        CHECK(batched[i].probabilities[size_t(k)] == doctest::Approx(w).epsilon(1e-5));
+        CHECK(one.probabilities[size_t(k)] == doctest::Approx(w).epsilon(1e-5));
+        CHECK(from_bytes.probabilities[size_t(k)] == doctest::Approx(w).epsilon(1e-5));
+      }
+      // Labels: exactly the classes at or above their threshold, most probable first.
+      size_t expected = 0;
+      for (int64_t k = 0; k < 6; ++k) expected += one.probabilities[size_t(k)] >= state.thresholds[size_t(k)];
+      CHECK(one.labels.size() == expected);
+      for (size_t j = 1; j < one.labels.size(); ++j) CHECK(one.labels[j - 1].probability >= one.labels[j].probability);
+      for (const auto& l : one.labels) CHECK(l.name == kSpec.class_names()[size_t(l.index)]);
+    }
+  }
+  CHECK_THROWS_WITH_AS(Predictor(dir / "model.pt", PredictorOptions().threshold(1.5)),
+                       doctest::Contains("threshold must be in [0, 1], got 1.5"), c10::Error);
+  CHECK_THROWS_AS(Predictor(dir / "model.pt").predict(dir / "missing.jpg"), ImageError);
 }

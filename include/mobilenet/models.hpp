@@ -3,6 +3,8 @@
 /// Models: MobileNetV2, MobileNetV1, the summary table and torchvision weight import/export.
 /// Needs LibTorch only.
 
+#include <mobilenet/models/factory.hpp>
+#include <mobilenet/models/inference.hpp>
 #include <mobilenet/models/mobilenet_v1.hpp>
 #include <mobilenet/models/mobilenet_v2.hpp>
 #include <mobilenet/models/summary.hpp>

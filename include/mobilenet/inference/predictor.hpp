@@ -13,6 +13,7 @@
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/transforms.hpp>
 #include <mobilenet/models/factory.hpp>
+#include <mobilenet/models/inference.hpp>
 #include <mobilenet/train/checkpoint.hpp>
 
 #include <torch/torch.h>
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,10 @@ struct PredictorOptions {
   TORCH_ARG(double, threshold) = std::nan("");
   /// Images per forward pass in predict(paths). Default 16.
   TORCH_ARG(int64_t, batch_size) = 16;
+  /// Run the model through prepare_for_inference (BN folded into the convolutions, in-place
+  /// activations, layout and convolution backend chosen by measurement): same outputs within
+  /// 1e-5, several times faster at batch 1 on CPU. Default true.
+  TORCH_ARG(bool, prepare) = true;
 };
 
 /// A trained model ready to tag images. See the file comment for an example.
@@ -70,6 +76,12 @@ class Predictor {
         load_checkpoint(checkpoint, model_.module(), spec_, nullptr, /*restore_rng=*/false);
     model_.module().to(o_.device());
     model_.module().eval();
+    if (o_.prepare()) {
+      prepared_ = prepare_for_inference(
+          model_.features(), model_.classifier(),
+          InferenceOptions().example_input(torch::randn(
+              {1, 3, spec_.image_size(), spec_.image_size()}, torch::TensorOptions().device(o_.device()))));
+    }
     thresholds_ = state.thresholds;
     if (!std::isnan(o_.threshold()) || int64_t(thresholds_.size()) != spec_.num_classes()) {
       thresholds_.assign(size_t(spec_.num_classes()),
@@ -116,7 +128,8 @@ class Predictor {
     torch::Tensor probs;
     {
       c10::InferenceMode guard;
-      probs = torch::sigmoid(model_.forward(images.to(o_.device()))).to(torch::kFloat).cpu().contiguous();
+      const torch::Tensor x = images.to(o_.device());
+      probs = torch::sigmoid(prepared_ ? prepared_->forward(x) : model_.forward(x)).to(torch::kFloat).cpu().contiguous();
     }
     std::vector<Prediction> out(size_t(probs.size(0)));
     const float* p = probs.data_ptr<float>();
@@ -150,6 +163,7 @@ class Predictor {
   ModelSpec spec_;
   Transform transform_;
   Classifier model_;
+  std::optional<InferenceModel> prepared_;
   std::vector<float> thresholds_;
 };
 

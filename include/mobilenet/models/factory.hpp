@@ -63,7 +63,7 @@ class Classifier {
   /// Wraps a MobileNetV2 / MobileNetV1 holder (anything with `features` and forward(Tensor)).
   template <typename Holder, typename = decltype(std::declval<Holder>()->features)>
   Classifier(Holder model)  // NOLINT: implicit on purpose, a holder *is* a classifier
-      : net_(model), module_(model.ptr()), features_(model->features) {}
+      : net_(model), module_(model.ptr()), features_(model->features), classifier_(model->classifier) {}
 
   /// Wraps a module that is one of our architectures but held as a plain Module (a clone).
   static Classifier from_module(const std::shared_ptr<torch::nn::Module>& module) {
@@ -81,6 +81,7 @@ class Classifier {
   torch::nn::Module& module() const { return *module_; }
   const std::shared_ptr<torch::nn::Module>& ptr() const { return module_; }
   torch::nn::Sequential& features() { return features_; }
+  torch::nn::Sequential& classifier() { return classifier_; }
   bool defined() const { return module_ != nullptr; }
   /// A deep copy (parameters and buffers copied), e.g. for an EMA of the weights.
   Classifier clone() const {
@@ -88,10 +89,9 @@ class Classifier {
     c.net_ = net_.clone();
     c.module_ = c.net_.ptr();
     for (const auto& child : c.module_->named_children()) {
-      if (child.key() == "features") {
-        c.features_ = torch::nn::Sequential(
-            std::dynamic_pointer_cast<torch::nn::SequentialImpl>(child.value()));
-      }
+      auto seq = torch::nn::Sequential(std::dynamic_pointer_cast<torch::nn::SequentialImpl>(child.value()));
+      if (child.key() == "features") c.features_ = seq;
+      if (child.key() == "classifier") c.classifier_ = seq;
     }
     return c;
   }
@@ -100,6 +100,7 @@ class Classifier {
   torch::nn::AnyModule net_;
   std::shared_ptr<torch::nn::Module> module_;
   torch::nn::Sequential features_{nullptr};
+  torch::nn::Sequential classifier_{nullptr};
 };
 
 /// Builds the model `spec` describes, initialized by `init` (see init.hpp), with `norm` as
