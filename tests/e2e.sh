@@ -89,4 +89,22 @@ set +e
 set -e
 [[ $bad -ne 0 ]] && grep -q "no training step was made" "$tmp/bad.log" ||
   { tail -5 "$tmp/bad.log"; fail "training on unreadable images exited $bad without saying why"; }
+# 8. Bad flags are refused naming the flag and the value; predict on a folder without images
+# says so; --sync-bn trains 2 ranks with SyncBatchNorm2d.
+for bad in "--clip-grad nan" "--threads -5" "--dist-timeout 1e30" "--ema-decay 1" "--randaugment-m 31"; do
+  set +e
+  train --epochs 1 --out "$tmp/badflag" $bad > "$tmp/flag.log" 2>&1; status=$?
+  set -e
+  flag=${bad%% *}
+  [[ $status -ne 0 ]] && grep -q -- "$flag" "$tmp/flag.log" || { cat "$tmp/flag.log"; fail "'$bad' was not refused"; }
+done
+mkdir -p "$tmp/noimages"
+set +e
+"$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" "$tmp/noimages" > "$tmp/noimg.log" 2>&1; status=$?
+"$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" --threshold nan "$data/val" > "$tmp/nan.log" 2>&1; nan_status=$?
+set -e
+[[ $status -eq 1 ]] && grep -q "no image" "$tmp/noimg.log" || { cat "$tmp/noimg.log"; fail "predict on an empty folder"; }
+[[ $nan_status -ne 0 ]] && grep -q -- "--threshold" "$tmp/nan.log" || fail "predict --threshold nan was accepted"
+train --epochs 1 --out "$tmp/syncbn" --nproc 2 --sync-bn --max-train-images 64 --max-val-images 32 \
+  > "$tmp/syncbn.log" 2>&1 || { cat "$tmp/syncbn.log"; fail "--nproc 2 --sync-bn failed"; }
 echo "e2e: passed"

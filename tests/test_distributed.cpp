@@ -3,6 +3,7 @@
 // the "rank program" case below); the reference is a plain single-process LibTorch run.
 #include <mobilenet/distributed.hpp>
 #include <mobilenet/models/mobilenet_v2.hpp>
+#include <mobilenet/train/optim.hpp>
 #include <mobilenet/train/trainer.hpp>
 
 #include <doctest/doctest.h>
