@@ -417,7 +417,9 @@ TEST_CASE("MobileNetV2 with the SyncBatchNorm2d norm_layer on 2 ranks matches Ba
   mobilenet::test::TempDir dir("dist-model");
   launch("sync_bn_model", dir.path().string());
   torch::set_num_threads(1);
-  for (const auto& [dtype, name] : kModelDtypes) {
+  for (const auto& dtype_and_name : kModelDtypes) {  // clang 14 cannot CAPTURE a binding
+    const auto dtype = dtype_and_name.first;
+    const auto& name = dtype_and_name.second;
     CAPTURE(name);
     const bool f64 = dtype == torch::kDouble;
     // Reference: one process, the same weights with plain BatchNorm2d, the whole batch at once.

@@ -153,7 +153,9 @@ TEST_CASE("ModelEma equals a float64 NumPy EMA of the same trained weights withi
       const auto& mine = ours[c.name][n];
       REQUIRE(ref.size() == mine.size());
       double worst = 0, worst_share = 0;  // max |diff|, and max |diff| / tolerance
-      for (const auto& [key, expected] : ref) {
+      for (const auto& entry : ref) {  // no structured binding: clang 14 cannot CAPTURE one
+        const auto& key = entry.first;
+        const auto& expected = entry.second;
         CAPTURE(key);
         const torch::Tensor got = mine.at(key);
         REQUIRE(got.sizes() == expected.sizes());

@@ -519,8 +519,11 @@ TEST_CASE("CP, CR, CF1, OP, OR, OF1 (all and top-k) equal a NumPy implementation
 
     // Against ML-GCN's code taken literally: the same numbers wherever it is defined and our
     // conventions do not apply; NaN for CR where a class has no positives.
-    for (const auto& [rule, ours] : {std::make_pair(std::string("all"), ours_all),
-                                     std::make_pair(std::string("top"), ours_top)}) {
+    // (No structured binding: clang 14 cannot capture one in CAPTURE's lambda.)
+    for (const auto& rule_and_ours : {std::make_pair(std::string("all"), ours_all),
+                                      std::make_pair(std::string("top"), ours_top)}) {
+      const std::string& rule = rule_and_ours.first;
+      const auto& ours = rule_and_ours.second;
       CAPTURE(rule);
       const auto& lit = ref.at("mlgcn_" + rule);  // OP OR OF1 CP CR CF1
       CHECK(close(ours[0], lit[3], 1e-12));       // CP: a never-predicted class has precision 0
