@@ -1,6 +1,6 @@
 // A whole training epoch, data loading included: mobilenet::Trainer with coco_train's default
 // recipe (MobileNetV2 at output stride 32 = torchvision's, whole image resized to SIZE^2 + flip
-// + normalize, BCE, AdamW, channels-last) on a COCO-format set of 640x480 q90 JPEGs, against
+// + normalize, BCE, AdamW, NCHW: the Trainer's default) on a COCO-format set of 640x480 q90 JPEGs, against
 // torchvision's mobilenet_v2 fed by torch DataLoader(num_workers=W) with the same recipe.
 // Interleaved round by round through the harness (bench_util.hpp). The epoch is timed from its
 // start to the last optimizer step on both sides (loader start-up included, evaluation not).
@@ -36,7 +36,6 @@ double cpp_epoch(const Setup& s, int64_t workers, int64_t threads, int64_t round
   const auto spec = mobilenet::ModelSpec().num_classes(int64_t(s.names.size())).output_stride(32)
                         .image_size(s.size).class_names(s.names);
   mobilenet::Classifier model = mobilenet::make_model(spec);
-  mobilenet::to_channels_last(model.module());
   auto opt = mobilenet::make_optimizer(model.module(), mobilenet::OptimizerOptions("adamw", 1e-3));
   mobilenet::DataLoader train(s.samples, mobilenet::multilabel_train_transform(s.size),
                               mobilenet::LoaderOptions(s.batch).workers(workers).seed(uint64_t(round))
@@ -89,7 +88,7 @@ int main(int argc, char** argv) {
                       {"data", std::to_string(images) + " x 640x480 q90 JPEG, " + std::to_string(classes) +
                                    " classes, batch " + std::to_string(batch) + ", " +
                                    std::to_string(size) + "x" + std::to_string(size) +
-                                   " squish + flip + normalize, channels-last, AdamW, BCE"}})) {
+                                   " squish + flip + normalize, NCHW, AdamW, BCE"}})) {
     return 2;
   }
   const std::string script = std::string(MOBILENET_BENCH_DIR) + "/python_baseline.py";

@@ -1,7 +1,7 @@
 """Python side of benchmarks/epoch: one training epoch of torchvision's MobileNetV2 on a
 COCO-format set of 640x480 JPEGs, with coco_train's default recipe (whole image resized to
 SIZE x SIZE + horizontal flip + ImageNet normalize, BCE, AdamW), data through
-torch.utils.data.DataLoader(num_workers=W), model and batches channels-last.
+torch.utils.data.DataLoader(num_workers=W), model and batches NCHW (the Trainer's default).
 
   python_baseline.py generate DIR N CLASSES   writes DIR/images/*.jpg and DIR/instances.json
   python_baseline.py serve DIR SIZE BATCH     serves the harness (benchmarks/bench_child.py):
@@ -70,7 +70,7 @@ def serve(d, size, batch):
             with Image.open(path) as im:
                 return tf(im.convert("RGB")), torch.from_numpy(y)
 
-    model = torchvision.models.mobilenet_v2(num_classes=ncls).to(memory_format=torch.channels_last)
+    model = torchvision.models.mobilenet_v2(num_classes=ncls)
     decay = [p for p in model.parameters() if p.dim() > 1]
     rest = [p for p in model.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4},
@@ -82,7 +82,6 @@ def serve(d, size, batch):
         model.train()
         n, start = 0, time.perf_counter()
         for x, y in loader:
-            x = x.contiguous(memory_format=torch.channels_last)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
             opt.zero_grad()
             loss.backward()

@@ -53,7 +53,7 @@ struct Config {
   double ema_decay = 0, ema_warmup = 2000, cutout = 0, pct_start = 0.3;
   int64_t randaugment_n = 0, randaugment_m = 9;
   double min_crop_scale = 0.5;
-  bool amp = false, channels_last = true, normalize = true, ignore_crowd = false;
+  bool amp = false, channels_last = false, normalize = true, ignore_crowd = false;
   std::string freeze = "none";
   int64_t unfreeze_epoch = 0, threads = 0, workers = 2;
   std::string device, out = "runs/coco", select_by = "map";
@@ -140,7 +140,9 @@ void add_flags(CLI::App& app, Config& c) {
   opt("--threads", c.threads, "intra-op threads (0: all cores)")->check(CLI::Range(int64_t(0), int64_t(4096)));
   opt("--workers", c.workers, "data loading threads")->check(CLI::Range(int64_t(1), int64_t(256)));
   opt("--device", c.device, "cpu or cuda (default: cuda when available)")->check(CLI::IsMember({"", "cpu", "cuda"}));
-  app.add_flag("--channels-last,!--no-channels-last", c.channels_last, "channels-last memory format");
+  app.add_flag("--channels-last,!--no-channels-last", c.channels_last,
+               "train in channels-last memory format (faster on CPU, but LibTorch 1.13's channels-last "
+               "training gradients are less accurate: see the README)");
   app.add_flag("--normalize,!--no-normalize", c.normalize, "ImageNet mean/std input normalization");
   app.add_flag("--ignore-crowd", c.ignore_crowd, "do not count crowd annotations as labels");
   opt("--out", c.out, "output folder: checkpoints, metrics.csv, plots");
@@ -343,7 +345,7 @@ int main(int argc, char** argv) {
     }
 
     auto options = mobilenet::TrainerOptions(c.out)
-        .epochs(c.epochs).device(device).amp(c.amp).clip_grad_norm(c.clip_grad)
+        .epochs(c.epochs).device(device).amp(c.amp).clip_grad_norm(c.clip_grad).channels_last(c.channels_last)
         .schedule(mobilenet::LrScheduleOptions(c.schedule, c.lr, 0).pct_start(c.pct_start))
         .warmup_epochs(c.warmup_epochs)
         .resume(c.resume).overwrite(c.overwrite).select_by(c.select_by).collectives(comm)
