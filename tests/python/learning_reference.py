@@ -12,7 +12,8 @@ mobilenet::Trainer does it:
   - lr per step: linear warm-up for warmup_epochs * steps, then cosine to 0 (LrSchedule "cosine");
   - BCE with logits (mean); eval: mAP = mean over classes with a positive of sklearn's AP.
 With --init-out it first writes the initial weights (a plain dict of the state_dict) so the C++
-side starts from the same ones (coco_train --weights).
+side starts from the same ones (coco_train --weights); --init-in starts from such a file (runs
+that differ only in data order, flips and dropout).
 
   /usr/bin/python3 learning_reference.py --data DIR --image-size 64 --width-mult 0.5 --batch-size 16 \
       --epochs 8 --lr 3e-3 --warmup-epochs 0.5 --seed 0 --init-out init.pt
@@ -76,6 +77,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--init-out", default="")
+    p.add_argument("--init-in", default="", help="start from these weights (written by --init-out)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -88,6 +90,8 @@ def main():
     train = CocoMultiLabel(f"{a.data}/annotations/instances_train.json", f"{a.data}/train", train_tf)
     val = CocoMultiLabel(f"{a.data}/annotations/instances_val.json", f"{a.data}/val", eval_tf)
     model = torchvision.models.mobilenet_v2(num_classes=train.num_classes, width_mult=a.width_mult)
+    if a.init_in:
+        model.load_state_dict(torch.load(a.init_in))
     if a.init_out:
         torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, a.init_out)
     decay = [q for q in model.parameters() if q.dim() > 1]
