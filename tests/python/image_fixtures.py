@@ -12,6 +12,8 @@ import os
 import sys
 
 import numpy as np
+
+import fixture_manifest
 from PIL import Image
 
 if sys.argv[1] == "--decode":
@@ -41,12 +43,7 @@ def natural(w, h):
 
 
 def write_ref(name, arr, kind, extra=()):
-    arr = np.ascontiguousarray(arr)
-    arr.tofile(os.path.join(out, name + ".bin"))
-    dims = list(arr.shape) + [1] * (3 - arr.ndim)
-    dtype = "u8" if arr.dtype == np.uint8 else "f32"
-    manifest.append(" ".join([name, kind, dtype] + [str(d) for d in dims] +
-                             [repr(float(e)) for e in extra]))
+    fixture_manifest.write(out, manifest, name, arr, kind, extra)
 
 
 def decode_ref(fname):

@@ -16,6 +16,8 @@ import os
 import sys
 
 import numpy as np
+
+import fixture_manifest
 import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as F
@@ -29,12 +31,7 @@ manifest = []
 
 
 def write(name, arr, kind, extra=()):
-    arr = np.ascontiguousarray(arr)
-    arr.tofile(os.path.join(out, name + ".bin"))
-    dims = list(arr.shape) + [1] * (3 - arr.ndim)
-    dtype = "u8" if arr.dtype == np.uint8 else "f32"
-    manifest.append(" ".join([name, kind, dtype] + [str(d) for d in dims] +
-                             [repr(float(e)) for e in extra]))
+    fixture_manifest.write(out, manifest, name, arr, kind, extra)
 
 
 def natural(h, w):
