@@ -107,4 +107,20 @@ set -e
 [[ $nan_status -ne 0 ]] && grep -q -- "--threshold" "$tmp/nan.log" || fail "predict --threshold nan was accepted"
 train --epochs 1 --out "$tmp/syncbn" --nproc 2 --sync-bn --max-train-images 64 --max-val-images 32 \
   > "$tmp/syncbn.log" 2>&1 || { cat "$tmp/syncbn.log"; fail "--nproc 2 --sync-bn failed"; }
+# 9. A second Ctrl-C exits at once: sent right after the first, it ends the process before
+# the first one's checkpoint is written (one Ctrl-C writes last.pt: step 4).
+"$build/examples/coco_train/coco_train" "${common[@]}" --epochs 1 --out "$tmp/int3" \
+  --max-train-images 400 > "$tmp/int3.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "epoch 1/1" "$tmp/int3.log" 2>/dev/null && break
+  sleep 0.2
+done
+kill -INT $pid; sleep 0.02; kill -INT $pid  # two signals sent at once would merge into one
+set +e
+wait $pid
+status=$?
+set -e
+[[ $status -eq 130 ]] || { cat "$tmp/int3.log"; fail "double SIGINT exited $status, expected 130"; }
+[[ ! -f $tmp/int3/last.pt ]] || fail "double SIGINT still wrote a checkpoint: the second signal did not exit at once"
 echo "e2e: passed"
