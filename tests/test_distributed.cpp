@@ -317,32 +317,51 @@ void rank_failure(const std::string& out_dir, bool kill) {
   }
 }
 
-// Each rank builds a Trainer with its own contract: rank 1 was started with another lr.
-void rank_trainer_contract(const std::string& out_dir) {
-  auto comm = mobilenet::init_distributed(DistributedOptions().rendezvous_timeout(kRendezvousTimeout));
-  const int64_t r = comm->rank();
-  torch::manual_seed(3);
+// A Trainer on a tiny model and one in-memory batch of this rank's half; `seed` fixes the weights.
+mobilenet::Trainer make_rank_trainer(std::shared_ptr<mobilenet::Collectives> world, const std::string& out,
+                                     mobilenet::RunContract contract, bool resume, uint64_t seed) {
+  torch::manual_seed(seed);
   const auto spec = mobilenet::ModelSpec().num_classes(kClasses).width_mult(0.25).image_size(16);
   mobilenet::Classifier model = mobilenet::make_model(spec);
   auto opt = mobilenet::make_optimizer(model.module(), mobilenet::OptimizerOptions("sgd", 0.1));
+  return mobilenet::Trainer(
+      model, spec, std::move(opt), [](const torch::Tensor& x, const torch::Tensor& y) { return bce(x, y); },
+      mobilenet::TrainerOptions(out).epochs(2).resume(resume).collectives(std::move(world))
+          .contract(std::move(contract)).log(nullptr).out(nullptr).progress(false));
+}
+
+std::unique_ptr<mobilenet::BatchSource> rank_batches(int64_t r) {
   const auto data = make_data();
-  auto source = mobilenet::batch_source(std::vector<mobilenet::BatchView>{
+  return mobilenet::batch_source(std::vector<mobilenet::BatchView>{
       {torch::rand({4, 3, 16, 16}), data.y[0].narrow(0, 4 * r, 4)}});
-  mobilenet::Trainer trainer(
-      model, spec, std::move(opt),
-      [](const torch::Tensor& x, const torch::Tensor& y) { return bce(x, y); },
-      mobilenet::TrainerOptions(out_dir + "/run")
-          .collectives(comm)
-          .contract({{"image_size", "16"}, {"lr", r == 0 ? "0.1" : "0.2"}})
-          .log(nullptr)
-          .out(nullptr)
-          .progress(false));
+}
+
+// Ranks whose Trainers fail write the message to out_dir/error<rank>.txt and rethrow.
+void fit_or_record(mobilenet::Trainer& trainer, int64_t r, const std::string& out_dir) {
+  auto source = rank_batches(r);
   try {
     trainer.fit(*source, *source);
   } catch (const std::exception& e) {
     std::ofstream(out_dir + "/error" + std::to_string(r) + ".txt") << e.what();
     throw;
   }
+}
+
+// Each rank builds a Trainer with its own contract: rank 1 was started with another lr.
+void rank_trainer_contract(const std::string& out_dir) {
+  auto comm = mobilenet::init_distributed(DistributedOptions().rendezvous_timeout(kRendezvousTimeout));
+  const int64_t r = comm->rank();
+  auto trainer = make_rank_trainer(comm, out_dir + "/run", {{"image_size", "16"}, {"lr", r == 0 ? "0.1" : "0.2"}},
+                                   false, 3);
+  fit_or_record(trainer, r, out_dir);
+}
+
+// Each rank resumes from "its own disk": out_dir/r<rank>/last.pt, written by different runs.
+void rank_resume_mismatch(const std::string& out_dir) {
+  auto comm = mobilenet::init_distributed(DistributedOptions().rendezvous_timeout(kRendezvousTimeout));
+  const int64_t r = comm->rank();
+  auto trainer = make_rank_trainer(comm, out_dir + "/r" + std::to_string(r), {}, true, 3);
+  fit_or_record(trainer, r, out_dir);
 }
 
 // Runs kRankCase as 2 ranks of this binary with the given scenario.
@@ -386,6 +405,8 @@ TEST_CASE("distributed rank program run by the launcher tests" * doctest::skip()
     rank_train_per_rank_bn(out);
   } else if (scenario == "trainer_contract") {
     rank_trainer_contract(out);
+  } else if (scenario == "resume_mismatch") {
+    rank_resume_mismatch(out);
   } else if (scenario == "kill" || scenario == "hang") {
     rank_failure(out, scenario == "kill");
   } else {
@@ -502,6 +523,23 @@ TEST_CASE("Trainer: ranks started with different settings all fail, naming the f
   CHECK(read("error0.txt").find("ranks were started with different configurations") != std::string::npos);
   CHECK(read("error1.txt").find("lr: rank 0 0.1, this rank 0.2") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "run/last.pt"));  // nothing was trained
+}
+
+TEST_CASE("Trainer: ranks resuming from different last.pt files all fail") {
+  mobilenet::test::TempDir dir("dist-resume");
+  // Two single-process runs with different initial weights stand for two machines' disks.
+  for (int64_t r = 0; r < kWorld; ++r) {
+    auto trainer = make_rank_trainer(mobilenet::single_process(), dir / ("r" + std::to_string(r)), {}, false,
+                                     uint64_t(10 + r));
+    auto source = rank_batches(r);
+    trainer.fit(*source, *source);
+  }
+  CHECK_THROWS(launch("resume_mismatch", dir.path().string()));
+  for (int64_t r = 0; r < kWorld; ++r) {
+    std::ifstream in(dir / ("error" + std::to_string(r) + ".txt"));
+    const std::string text(std::istreambuf_iterator<char>(in), {});
+    CHECK(text.find("ranks loaded different checkpoints") != std::string::npos);
+  }
 }
 
 TEST_CASE("a killed rank makes the other exit non-zero with a clear error") {
