@@ -91,7 +91,7 @@ set -e
   { tail -5 "$tmp/bad.log"; fail "training on unreadable images exited $bad without saying why"; }
 # 8. Bad flags are refused naming the flag and the value; predict on a folder without images
 # says so; --sync-bn trains 2 ranks with SyncBatchNorm2d.
-for bad in "--clip-grad nan" "--threads -5" "--dist-timeout 1e30" "--ema-decay 1" "--randaugment-m 31"; do
+for bad in "--clip-grad nan" "--threads -5" "--dist-timeout 1e30" "--ema-decay 1" "--randaugment-m 31" "--lr inf"; do
   set +e
   train --epochs 1 --out "$tmp/badflag" $bad > "$tmp/flag.log" 2>&1; status=$?
   set -e

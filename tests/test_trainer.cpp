@@ -374,12 +374,21 @@ TEST_CASE("Trainer: the run folder, the resume contract and bad options are chec
           .fit(*train, *val),
       doctest::Contains("data: checkpoint abc123, now zzz; image_size: checkpoint 32, now 64; lr"),
       c10::Error);
-  // An allowed change (lr) passes.
+  // An allowed change (lr) passes. The log holds a row for epoch 2 whose checkpoint was never
+  // saved (a failed save): the resumed run drops it, so epoch 2 is logged once.
+  {
+    std::ofstream log(dir / "metrics.csv", std::ios::app);
+    log << "2" << std::string(MetricsLog::columns().size() - 1, ',') << "\n";
+  }
   auto lr_only = contract;
   lr_only["lr"] = "0.1";
   Trainer ok = make_trainer(dir.path().string(), 1,
                             TrainerOptions("").epochs(2).resume(true).contract(lr_only).allow_changes({"lr"}));
   CHECK(ok.fit(*train, *val).state.epoch == 2);
+  const auto rows = read_csv(dir / "metrics.csv");
+  REQUIRE(rows.size() == 4);  // header, epochs 0, 1, 2
+  CHECK(rows[3][0] == "2");
+  CHECK(rows[3].size() == MetricsLog::columns().size());  // the real row, not the stale one
   CHECK(make_trainer(dir.path().string(), 1, TrainerOptions("").epochs(1).overwrite(true))
             .fit(*train, *val).state.epoch == 1);
   CHECK_THROWS_WITH_AS(make_trainer(dir / "x", 1, TrainerOptions("").select_by("acc")),
