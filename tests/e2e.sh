@@ -38,14 +38,18 @@ grep -q '"probability"' "$tmp/pred.jsonl" || fail "predict labelled nothing"
 "$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" "$data/val" | sed -n 1,3p
 
 # 4. SIGINT finishes the step, writes a checkpoint, exits 130; --resume continues from it.
-# Started directly (not through the function) so that $! is coco_train itself.
-"$build/examples/coco_train/coco_train" "${common[@]}" --epochs 1 --out "$tmp/int" \
-  --max-train-images 400 > "$tmp/int.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do
-  grep -q "epoch 1/1" "$tmp/int.log" 2>/dev/null && break
-  sleep 0.2
-done
+# start_training OUT LOG: coco_train in the background (started directly, so that $pid is
+# coco_train itself), returning once its first epoch has begun.
+start_training() {
+  "$build/examples/coco_train/coco_train" "${common[@]}" --epochs 1 --out "$1" \
+    --max-train-images 400 > "$2" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do
+    grep -q "epoch 1/1" "$2" 2>/dev/null && break
+    sleep 0.2
+  done
+}
+start_training "$tmp/int" "$tmp/int.log"
 kill -INT $pid
 set +e
 wait $pid
@@ -109,13 +113,7 @@ train --epochs 1 --out "$tmp/syncbn" --nproc 2 --sync-bn --max-train-images 64 -
   > "$tmp/syncbn.log" 2>&1 || { cat "$tmp/syncbn.log"; fail "--nproc 2 --sync-bn failed"; }
 # 9. A second Ctrl-C exits at once: sent right after the first, it ends the process before
 # the first one's checkpoint is written (one Ctrl-C writes last.pt: step 4).
-"$build/examples/coco_train/coco_train" "${common[@]}" --epochs 1 --out "$tmp/int3" \
-  --max-train-images 400 > "$tmp/int3.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do
-  grep -q "epoch 1/1" "$tmp/int3.log" 2>/dev/null && break
-  sleep 0.2
-done
+start_training "$tmp/int3" "$tmp/int3.log"
 kill -INT $pid; sleep 0.02; kill -INT $pid  # two signals sent at once would merge into one
 set +e
 wait $pid
