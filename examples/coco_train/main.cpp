@@ -153,7 +153,7 @@ void add_flags(CLI::App& app, Config& c) {
   app.add_flag("--overwrite", c.overwrite, "start afresh even if --out holds a run");
   opt("--allow-change", c.allow_changes, "on --resume, settings allowed to differ (lr, epochs, ...)");
   app.add_flag("--sync-bn", c.sync_bn, "data-parallel: BatchNorm statistics over the global batch");
-  opt("--seed", c.seed, "seeds init, shuffling and augmentation");
+  opt("--seed", c.seed, "seeds init, shuffling, augmentation and dropout");
   opt("--select-by", c.select_by, "which epoch is best.pt: map, f1 (tuned macro) or loss")
       ->check(CLI::IsMember({"map", "f1", "loss"}));
   opt("--clip-grad", c.clip_grad, "clip the gradient norm (0: off)")->check(CLI::Range(0.0, 1e12));
@@ -347,7 +347,7 @@ int main(int argc, char** argv) {
     auto options = mobilenet::TrainerOptions(c.out)
         .epochs(c.epochs).device(device).amp(c.amp).clip_grad_norm(c.clip_grad).channels_last(c.channels_last)
         .schedule(mobilenet::LrScheduleOptions(c.schedule, c.lr, 0).pct_start(c.pct_start))
-        .warmup_epochs(c.warmup_epochs)
+        .warmup_epochs(c.warmup_epochs).seed(c.seed)
         .resume(c.resume).overwrite(c.overwrite).select_by(c.select_by).collectives(comm)
         .contract(contract).allow_changes({c.allow_changes.begin(), c.allow_changes.end()})
         .config(app.config_to_str(true, false)).stop_flag(&g_stop)

@@ -8,6 +8,12 @@ mobilenet::Trainer does it:
   - train transform: PIL RGB -> resize((s, s), BILINEAR) (whole image, no crop) -> horizontal
     flip p=0.5 -> ToTensor -> ImageNet Normalize; eval: the same without the flip;
   - batches: shuffled every epoch, drop_last when the set is larger than a batch;
+  - seed policy (coco_train --seed): the order of epoch e is a Fisher-Yates shuffle driven by
+    splitmix64 seeded with sample_seed(seed, e, -1), sample i flips when the first uniform of
+    splitmix64(sample_seed(seed, e, i)) is < 0.5 (mobilenet::sample_seed, SampleRng), and torch's
+    generator is seeded with `seed` just before the first step (TrainerOptions::seed), so
+    dropout draws the same masks. Both sides thus see the same batches, flips and masks, and
+    differ only by floating-point rounding, which training amplifies;
   - AdamW (betas 0.9/0.999, eps 1e-8), weight decay on weights with dim > 1 only;
   - lr per step: linear warm-up for warmup_epochs * steps, then cosine to 0 (LrSchedule "cosine");
   - BCE with logits (mean); eval: mAP = mean over classes with a positive of sklearn's AP.
@@ -30,8 +36,68 @@ from PIL import Image
 from sklearn.metrics import average_precision_score
 
 
+M64 = (1 << 64) - 1
+
+
+def splitmix(z):
+    z = (z + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def sample_seed(seed, epoch, index):
+    """mobilenet::sample_seed: a hash of (seed, epoch, index); index -1 is 2^64 - 1."""
+    return splitmix(splitmix(splitmix(seed) ^ (epoch & M64)) ^ (index & M64))
+
+
+class SampleRng:
+    """mobilenet::SampleRng (splitmix64 stream)."""
+
+    def __init__(self, seed):
+        self.state = seed
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & M64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        return z ^ (z >> 31)
+
+    def uniform(self):
+        return (self.next() >> 11) * (1.0 / 9007199254740992.0)
+
+    def randint(self, lo, hi):
+        return lo + self.next() % (hi - lo)
+
+
+def epoch_order(n, seed, epoch):
+    order = list(range(n))
+    rng = SampleRng(sample_seed(seed, epoch, -1))
+    for i in range(n - 1, 0, -1):
+        j = rng.randint(0, i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+class EpochBatches:
+    """Batches of (index, epoch) in coco_train's order; set `epoch` before each epoch."""
+
+    def __init__(self, n, batch, seed):
+        self.n, self.batch, self.seed, self.epoch = n, batch, seed, 0
+
+    def __iter__(self):
+        order = epoch_order(self.n, self.seed, self.epoch)
+        full = self.n // self.batch if self.n > self.batch else 1
+        for b in range(full):
+            yield [(i, self.epoch) for i in order[b * self.batch:(b + 1) * self.batch]]
+
+    def __len__(self):
+        return self.n // self.batch if self.n > self.batch else 1
+
+
 class CocoMultiLabel(torch.utils.data.Dataset):
-    def __init__(self, annotations, images, transform):
+    def __init__(self, annotations, images, transform, flip_seed=None):
         d = json.load(open(annotations))
         ids = sorted(c["id"] for c in d["categories"])
         index = {c: k for k, c in enumerate(ids)}
@@ -40,14 +106,19 @@ class CocoMultiLabel(torch.utils.data.Dataset):
             self.labels[a["image_id"]][index[a["category_id"]]] = 1
         self.files = [(f"{images}/{im['file_name']}", im["id"]) for im in d["images"]]
         self.transform = transform
+        self.flip_seed = flip_seed
         self.num_classes = len(ids)
 
     def __len__(self):
         return len(self.files)
 
-    def __getitem__(self, i):
+    def __getitem__(self, key):
+        i, epoch = key if isinstance(key, tuple) else (key, None)
         path, image_id = self.files[i]
-        return self.transform(Image.open(path).convert("RGB")), torch.from_numpy(self.labels[image_id])
+        image = self.transform[0](Image.open(path).convert("RGB"))
+        if epoch is not None and SampleRng(sample_seed(self.flip_seed, epoch, i)).uniform() < 0.5:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        return self.transform[1](image), torch.from_numpy(self.labels[image_id])
 
 
 def lr_at(step, base, warmup, total):
@@ -84,11 +155,10 @@ def main():
     T = torchvision.transforms
     norm = T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     size = (a.image_size, a.image_size)
-    train_tf = T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BILINEAR),
-                          T.RandomHorizontalFlip(0.5), T.ToTensor(), norm])
-    eval_tf = T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BILINEAR), T.ToTensor(), norm])
-    train = CocoMultiLabel(f"{a.data}/annotations/instances_train.json", f"{a.data}/train", train_tf)
-    val = CocoMultiLabel(f"{a.data}/annotations/instances_val.json", f"{a.data}/val", eval_tf)
+    # (geometry, then tensor): the training flip sits between them, drawn by the seed policy.
+    tf = (T.Resize(size, interpolation=T.InterpolationMode.BILINEAR), T.Compose([T.ToTensor(), norm]))
+    train = CocoMultiLabel(f"{a.data}/annotations/instances_train.json", f"{a.data}/train", tf, a.seed)
+    val = CocoMultiLabel(f"{a.data}/annotations/instances_val.json", f"{a.data}/val", tf)
     model = torchvision.models.mobilenet_v2(num_classes=train.num_classes, width_mult=a.width_mult)
     if a.init_in:
         model.load_state_dict(torch.load(a.init_in))
@@ -98,14 +168,20 @@ def main():
     no_decay = [q for q in model.parameters() if q.dim() <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=a.lr)
-    loader = torch.utils.data.DataLoader(train, batch_size=a.batch_size, shuffle=True,
-                                         drop_last=len(train) > a.batch_size, num_workers=a.workers)
-    val_loader = torch.utils.data.DataLoader(val, batch_size=a.batch_size, num_workers=a.workers)
+    # The loaders get their own generator: the default one is left to dropout alone.
+    batches = EpochBatches(len(train), a.batch_size, a.seed)
+    loader = torch.utils.data.DataLoader(train, batch_sampler=batches, num_workers=a.workers,
+                                         generator=torch.Generator())
+    val_loader = torch.utils.data.DataLoader(val, batch_size=a.batch_size, num_workers=a.workers,
+                                             generator=torch.Generator())
     steps = len(loader)
     total, warmup = a.epochs * steps, min(a.epochs * steps, int(a.warmup_epochs * steps))
-    step, start, history = 0, time.time(), []
+    step, start, history, losses = 0, time.time(), [], []
+    torch.manual_seed(a.seed)  # TrainerOptions::seed: dropout's masks
     for epoch in range(a.epochs):
+        batches.epoch = epoch
         model.train()
+        loss_sum, loss_n = 0.0, 0
         for x, y in loader:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, a.lr, warmup, total)
@@ -114,6 +190,7 @@ def main():
             loss.backward()
             opt.step()
             step += 1
+            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
         model.eval()
         scores, targets = [], []
         with torch.no_grad():
@@ -122,8 +199,11 @@ def main():
                 targets.append(y)
         m = mean_ap(torch.cat(scores).numpy(), torch.cat(targets).numpy())
         history.append(m)
-        print(f"python epoch {epoch + 1}: mAP {m:.4f} ({time.time() - start:.0f} s)", flush=True)
-    print(json.dumps({"map": history[-1], "history": history, "seconds": time.time() - start}))
+        losses.append(loss_sum / loss_n)
+        print(f"python epoch {epoch + 1}: train loss {losses[-1]:.6f} mAP {m:.4f} "
+              f"({time.time() - start:.0f} s)", flush=True)
+    print(json.dumps({"map": history[-1], "history": history, "train_loss": losses,
+                      "seconds": time.time() - start}))
 
 
 if __name__ == "__main__":

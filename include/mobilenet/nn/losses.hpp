@@ -49,8 +49,12 @@ inline torch::Tensor bce_with_logits_loss(const torch::Tensor& logits, const tor
                 detail::losses_shape_string(x));
     pw = w.to(x.options()).reshape({x.size(-1)});
   }
-  auto loss = torch::binary_cross_entropy_with_logits(x, t, /*weight=*/{}, pw, at::Reduction::None);
-  return detail::losses_reduce(loss, options.reduction());
+  // ATen reduces itself: its backward for a mean divides (sigmoid - t) * grad by the count,
+  // which rounds differently from reducing here, and PyTorch's loss takes that path.
+  const int64_t reduction = options.reduction() == Reduction::mean  ? at::Reduction::Mean
+                            : options.reduction() == Reduction::sum ? at::Reduction::Sum
+                                                                    : at::Reduction::None;
+  return torch::binary_cross_entropy_with_logits(x, t, /*weight=*/{}, pw, reduction);
 }
 
 /// Module form of bce_with_logits_loss(). pos_weight is a buffer, so it follows `.to(device)`.

@@ -112,6 +112,11 @@ struct TrainerOptions {
   TORCH_ARG(double, warmup_epochs) = 0.0;
   /// Continue from out_dir/last.pt. Default false.
   TORCH_ARG(bool, resume) = false;
+  /// Seeds torch's default generator at the start of a fresh run (a resumed run restores the
+  /// generator from last.pt instead), so dropout masks depend on this seed alone and not on
+  /// how many draws building the model took: `torch.manual_seed(seed)` just before the first
+  /// step of a Python loop gives the same masks. Default: not seeded.
+  TORCH_ARG(std::optional<uint64_t>, seed) = std::nullopt;
   /// Start afresh even if out_dir holds a run. Default false (a non-empty out_dir is refused).
   TORCH_ARG(bool, overwrite) = false;
   /// Score that picks best.pt: "map", "f1" (tuned macro F1) or "loss" (lowest val loss).
@@ -202,6 +207,7 @@ class Trainer {
     agree_on_contract(world);
     prepare_run_dir(world);
     if (o_.resume()) resume(world, log);
+    else if (o_.seed()) torch::manual_seed(*o_.seed());
     MetricsLog metrics(metrics_path());
     if (main) metrics.start(o_.resume() ? state_.epoch : -1);
     const std::optional<LrSchedule> schedule = make_schedule(steps_per_epoch);
