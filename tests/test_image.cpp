@@ -586,7 +586,7 @@ TEST_CASE("region decoding (crop and skipped rows) gives exactly the transform o
 }
 
 TEST_CASE("the AVX2 resampler gives the scalar resampler's bytes for down- and upscaling, "
-          "fractional boxes, clips and windows") {
+          "fractional boxes, clips and windows, and with flip both give the mirrored bytes") {
   torch::Tensor img = mobilenet::decode_image(fixtures().path("odd.jpg"));  // 333 x 251
   const int64_t h = img.size(0), w = img.size(1);
   mobilenet::SampleRng rng(5);
@@ -619,5 +619,13 @@ TEST_CASE("the AVX2 resampler gives the scalar resampler's bytes for down- and u
     mobilenet::detail::resample_rgb(in, w, h, s, b.data_ptr<uint8_t>(),
                                     mobilenet::detail::ResampleKernel::kScalar);
     REQUIRE(torch::equal(a, b));
+    // The transform flips inside the resampler (reversed coefficients): it must equal
+    // flipping the output afterwards, as PIL + torchvision do.
+    s.flip = true;
+    mobilenet::detail::resample_rgb(in, w, h, s, b.data_ptr<uint8_t>());
+    REQUIRE(torch::equal(b, a.flip({1})));
+    mobilenet::detail::resample_rgb(in, w, h, s, b.data_ptr<uint8_t>(),
+                                    mobilenet::detail::ResampleKernel::kScalar);
+    REQUIRE(torch::equal(b, a.flip({1})));
   }
 }

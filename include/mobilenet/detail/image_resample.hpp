@@ -35,11 +35,13 @@ struct PixelRect {
 };
 
 /// One resampling: the source `box` becomes out_h x out_w pixels, and the filter reads only
-/// pixels inside `clip`, which models "crop, then resize" exactly as PIL does it.
+/// pixels inside `clip`, which models "crop, then resize" exactly as PIL does it. With
+/// `flip`, the output is mirrored left-right (the same bytes as flipping it afterwards).
 struct ResampleSpec {
   ResampleBox box;
   PixelRect clip;
   int64_t out_h = 0, out_w = 0;
+  bool flip = false;
 };
 
 /// The same resampling for the source decoded at (sx, sy) times its size (a DCT-scaled
@@ -96,8 +98,9 @@ struct ResampleAxis {
 
 // Coefficients along one axis. Taps are restricted to [0, in_size): the caller shifts the
 // data so that position 0 is the first pixel the resampler may read (crop semantics).
+// Output pixels are independent, so listing them in reverse order mirrors the output.
 inline ResampleCoeffs resample_coeffs(int64_t in_size, double in0, double in1,
-                                      int64_t out_size) {
+                                      int64_t out_size, bool reverse = false) {
   const ResampleAxis axis(in_size, in0, in1, out_size);
   ResampleCoeffs c;
   c.ksize = axis.ksize;
@@ -121,13 +124,14 @@ inline ResampleCoeffs resample_coeffs(int64_t in_size, double in0, double in1,
       total = 1.0;
       n = 1;
     }
-    int32_t* k = &c.weights[size_t(xx) * c.ksize];
+    const int64_t at = reverse ? out_size - 1 - xx : xx;
+    int32_t* k = &c.weights[size_t(at) * c.ksize];
     for (int64_t x = 0; x < n; ++x) {
       double v = w[x] / total * double(1 << kResamplePrecisionBits);
       k[x] = int32_t(v < 0 ? v - 0.5 : v + 0.5);
     }
-    c.first[xx] = int(xmin);
-    c.count[xx] = int(n);
+    c.first[at] = int(xmin);
+    c.count[at] = int(n);
   }
   return c;
 }
@@ -371,7 +375,7 @@ inline void resample_rgb(const RgbWindow& in, int64_t image_w, int64_t image_h,
   const int64_t out_w = s.out_w, out_h = s.out_h;
   // Work in the clip rectangle's coordinates, as PIL does on a cropped image.
   const ResampleCoeffs hc = resample_coeffs(c.x1 - c.x0, s.box.x0 - double(c.x0),
-                                            s.box.x1 - double(c.x0), out_w);
+                                            s.box.x1 - double(c.x0), out_w, s.flip);
   const ResampleCoeffs vc = resample_coeffs(c.y1 - c.y0, s.box.y0 - double(c.y0),
                                             s.box.y1 - double(c.y0), out_h);
   // Rows the vertical pass reads.
@@ -381,7 +385,8 @@ inline void resample_rgb(const RgbWindow& in, int64_t image_w, int64_t image_h,
     row_last = std::max<int64_t>(row_last, vc.first[y] + vc.count[y]);
   }
   const int64_t rows = row_last - row_first;
-  const int64_t col_first = hc.first[0], col_last = hc.first[out_w - 1] + hc.count[out_w - 1];
+  const int64_t left = s.flip ? out_w - 1 : 0, right = out_w - 1 - left;
+  const int64_t col_first = hc.first[left], col_last = hc.first[right] + hc.count[right];
   if (c.x0 + col_first < in.left || c.x0 + col_last > in.left + in.width ||
       c.y0 + row_first < in.top || c.y0 + row_last > in.top + in.height)
     throw std::logic_error("resample_rgb: the window does not cover the filter's taps");
