@@ -27,6 +27,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "grad_scaler_fixture.hpp"
 #include "support.hpp"
 
 using namespace mobilenet;
@@ -102,6 +103,18 @@ TEST_CASE("GradScaler skips the step and backs off the scale on inf gradients") 
   // Disabled: a plain step.
   GradScaler off(GradScalerOptions().enabled(false));
   CHECK(off.scale(torch::ones({})).item<float>() == 1);
+}
+
+TEST_CASE("GradScaler replays PyTorch's GradScaler on the CPU: fp16 overflow skips, backoff, "
+          "growth, the float32 scale, unscale before clipping") {
+  // tests/data/grad_scaler.txt: written by tests/python/grad_scaler_reference.py; test_cuda
+  // replays the same file on CUDA, through PyTorch's fused AMP kernels.
+  const auto scenarios = mobilenet::test::read_grad_scaler_fixture(
+      std::string(MOBILENET_TEST_DIR) + "/data/grad_scaler.txt");
+  REQUIRE(scenarios.size() == 3);
+  for (const auto& s : scenarios) {
+    CHECK(mobilenet::test::replay_grad_scaler(s, torch::kCPU) > 0);
+  }
 }
 
 TEST_CASE("bf16 autocast on CPU runs the convolutions in bf16 and training reduces the loss") {

@@ -84,7 +84,7 @@ class AutocastGuard {
 /// Options for GradScaler; defaults are PyTorch's.
 /// Example: `GradScalerOptions().init_scale(1024).growth_interval(100)`.
 struct GradScalerOptions {
-  /// Default 2^16.
+  /// Default 2^16 (held as float32, like PyTorch's).
   TORCH_ARG(double, init_scale) = 65536.0;
   /// Scale multiplier after growth_interval finite steps; default 2.
   TORCH_ARG(double, growth_factor) = 2.0;
@@ -105,7 +105,7 @@ struct GradScalerOptions {
 class GradScaler {
  public:
   explicit GradScaler(GradScalerOptions options = {})
-      : options_(options), scale_(options.init_scale()) {
+      : options_(options), scale_(static_cast<float>(options.init_scale())) {
     TORCH_CHECK(options.init_scale() > 0, "GradScaler: init_scale must be > 0, got ",
                 options.init_scale());
     TORCH_CHECK(options.growth_factor() > 1, "GradScaler: growth_factor must be > 1, got ",
@@ -170,11 +170,14 @@ class GradScaler {
   /// Adjusts the scale after a step; call once per iteration after step().
   void update() {
     if (!options_.enabled()) return;
+    // PyTorch keeps the scale in a float32 tensor and never grows it to inf: round the same
+    // way, so the scale (and every scaled loss) equals torch.amp.GradScaler's step for step.
     if (found_inf_) {
-      scale_ *= options_.backoff_factor();
+      scale_ = static_cast<float>(scale_ * options_.backoff_factor());
       growth_tracker_ = 0;
     } else if (++growth_tracker_ == options_.growth_interval()) {
-      scale_ *= options_.growth_factor();
+      const float grown = static_cast<float>(scale_ * options_.growth_factor());
+      if (std::isfinite(grown)) scale_ = grown;
       growth_tracker_ = 0;
     }
     unscaled_ = false;
