@@ -727,6 +727,29 @@ TEST_CASE("one process needs no environment and its collectives are identities")
   CHECK(torch::equal(model->parameters()[0].grad(), grad));
 }
 
+TEST_CASE("single_process_group: one process gets a real Gloo group whose collectives run") {
+  DistributedEnv env;
+  env.master_port = mobilenet::free_port();
+  Communicator comm(env, DistributedOptions().single_process_group(true).timeout(std::chrono::seconds(30)));
+  CHECK(comm.backend() == "gloo");  // "auto" without CUDA
+  CHECK_FALSE(comm.distributed());
+  auto t = torch::arange(5, torch::kFloat);
+  auto work = comm.all_reduce_async(t, mobilenet::ReduceOp::Sum, "all_reduce");
+  CHECK(work.valid());  // issued to the process group, not skipped
+  work.wait();
+  CHECK(torch::equal(t, torch::arange(5, torch::kFloat)));
+  std::vector<torch::Tensor> many{torch::ones({2}), torch::arange(3)};
+  comm.broadcast_(many);
+  CHECK(torch::equal(many[1], torch::arange(3)));
+  CHECK(torch::equal(comm.all_gather_cat(torch::ones({2, 2})), torch::ones({2, 2})));
+  CHECK(comm.all_reduce_sum<int64_t>(4) == 4);
+  comm.barrier();
+  // Without the option, a world of one has no group: nothing is issued.
+  Communicator none(env);
+  CHECK(none.backend() == "none");
+  CHECK_FALSE(none.all_reduce_async(t, mobilenet::ReduceOp::Sum, "all_reduce").valid());
+}
+
 TEST_CASE("launch_local reports which rank failed and how") {
   mobilenet::launch_local(mobilenet::LaunchOptions(2).executable("/bin/sh"),
                           {"-c", "test \"$WORLD_SIZE$LOCAL_WORLD_SIZE\" = 22 && test -n \"$MASTER_PORT\""});

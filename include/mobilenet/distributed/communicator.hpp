@@ -129,6 +129,10 @@ struct DistributedOptions {
   /// Longest wait for all ranks to join at MASTER_ADDR:MASTER_PORT. Unset (default): the
   /// same as `timeout`.
   TORCH_ARG(c10::optional<std::chrono::milliseconds>, rendezvous_timeout) = c10::nullopt;
+  /// Build the backend's process group even when world_size is 1, as torch.distributed does:
+  /// collectives then really run (a one-process check that the backend works, e.g. NCCL on
+  /// a one-GPU machine). Default false: with one process, collectives are free no-ops.
+  TORCH_ARG(bool, single_process_group) = false;
 
  public:
   /// The rendezvous wait in effect: rendezvous_timeout() when set, else timeout().
@@ -187,8 +191,9 @@ class PendingCollective {
 
 /// A process group: this process's rank, the world, and collectives that throw
 /// DistributedError (naming the operation, the rank and the timeout) instead of hanging when
-/// a peer dies or hangs. With world_size 1 every collective is a cheap no-op, so training
-/// code needs no `if (distributed)`. It implements the core library's Collectives over c10d,
+/// a peer dies or hangs. With world_size 1 every collective is a cheap no-op (unless
+/// DistributedOptions::single_process_group), so training code needs no `if (distributed)`.
+/// It implements the core library's Collectives over c10d,
 /// so a `std::shared_ptr<Communicator>` goes wherever training code takes Collectives.
 /// Example: `auto comm = Communicator::from_env(); double n = comm->all_reduce_sum(local_n);`
 class Communicator : public Collectives {
@@ -210,7 +215,7 @@ class Communicator : public Collectives {
     if (backend_ == "nccl") {
       device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env_.local_rank));
     }
-    if (env_.world_size == 1) {
+    if (env_.world_size == 1 && !options_.single_process_group()) {
       return;
     }
     rendezvous();
@@ -227,7 +232,7 @@ class Communicator : public Collectives {
   int64_t local_rank() const { return env_.local_rank; }
   const DistributedEnv& env() const { return env_; }
   const DistributedOptions& options() const { return options_; }
-  /// "gloo", "nccl", or "none" (world_size 1).
+  /// "gloo", "nccl", or "none" (world_size 1 without single_process_group).
   const std::string& backend() const { return backend_; }
   /// Where this rank's model and the tensors it reduces live: cuda:LOCAL_RANK with NCCL,
   /// the CPU otherwise.
@@ -235,7 +240,7 @@ class Communicator : public Collectives {
 
   /// Reduces `tensor` in place across ranks (every rank gets the result).
   void all_reduce_(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum) {
-    if (!distributed()) {
+    if (!group_) {
       return;
     }
     auto work = all_reduce_async(tensor, op, "all_reduce");
@@ -245,7 +250,7 @@ class Communicator : public Collectives {
   /// The element-wise reduction of `tensor` over ranks, on tensor's device; `tensor` is
   /// unchanged. Tensors may live anywhere; they travel through device() if needed.
   torch::Tensor all_reduce(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum) {
-    if (!distributed()) {
+    if (!group_) {
       return tensor.clone();
     }
     auto buffer = tensor.detach().to(device_, /*non_blocking=*/false, /*copy=*/true).contiguous();
@@ -256,7 +261,7 @@ class Communicator : public Collectives {
   /// Sum of a number over ranks (counts, loss sums). Integers stay exact.
   template <typename T, typename = std::enable_if_t<std::is_arithmetic<T>::value>>
   T all_reduce_sum(T value) {
-    if (!distributed()) {
+    if (!group_) {
       return value;
     }
     const auto dtype = std::is_integral<T>::value ? torch::kInt64 : torch::kFloat64;
@@ -275,7 +280,7 @@ class Communicator : public Collectives {
   /// e.g. mAP over a validation set sharded across ranks.
   torch::Tensor all_gather_cat(const torch::Tensor& tensor) {
     TORCH_CHECK(tensor.dim() >= 1, "all_gather_cat: tensor must have at least one dimension");
-    if (!distributed()) {
+    if (!group_) {
       return tensor.clone();
     }
     auto local = tensor.detach().to(device_).contiguous();
@@ -304,7 +309,7 @@ class Communicator : public Collectives {
   /// ranks). Tensors of one dtype and device travel as one flat message.
   void broadcast_(std::vector<torch::Tensor>& tensors, int64_t root = 0) {
     TORCH_CHECK(root >= 0 && root < world_size(), "broadcast_: root ", root, " is not a rank");
-    if (!distributed() || tensors.empty()) {
+    if (!group_ || tensors.empty()) {
       return;
     }
     torch::NoGradGuard no_grad;
@@ -331,7 +336,7 @@ class Communicator : public Collectives {
 
   /// Returns once every rank has called barrier().
   void barrier() override {
-    if (!distributed()) {
+    if (!group_) {
       return;
     }
     detail::PendingCollective(guarded([&] { return group_->barrier(); }, "barrier"),
@@ -354,7 +359,7 @@ class Communicator : public Collectives {
   /// before reading the tensor. `what` names it in error messages. For DistributedDataParallel.
   detail::PendingCollective all_reduce_async(torch::Tensor& tensor, ReduceOp op,
                                              const std::string& what) {
-    if (!distributed()) {
+    if (!group_) {
       return detail::PendingCollective();
     }
     TORCH_CHECK(tensor.is_contiguous(), what, ": all-reduce needs a contiguous tensor");
@@ -370,7 +375,7 @@ class Communicator : public Collectives {
     const auto& b = options_.backend();
     TORCH_CHECK(b == "auto" || b == "gloo" || b == "nccl",
                 "DistributedOptions: backend must be auto, gloo or nccl, got '", b, "'");
-    if (env_.world_size == 1 && b == "auto") {
+    if (env_.world_size == 1 && b == "auto" && !options_.single_process_group()) {
       return "none";
     }
     if (b == "nccl" || (b == "auto" && MOBILENET_HAS_NCCL && torch::cuda::is_available())) {
