@@ -4,7 +4,11 @@
 // resolution.
 //
 //   bench_train_step [--threads 2] [--batch 32] [--size 224] [--steps 3] [--rounds 3]
-//                    [--allow-load] [--profile FILE] [--no-allocator-tuning]
+//                    [--device cpu|cuda] [--amp] [--train-only]
+//                    [--allow-load] [--max-load X] [--profile FILE] [--no-allocator-tuning]
+//
+// On CUDA with --amp both sides train in fp16 under autocast with a GradScaler (torch.amp's
+// on the Python side), channels-last; scripts/device_check.sh runs it that way.
 //
 // Latency compares mobilenet::prepare_for_inference (BN folded, in-place activations,
 // InferenceMode) with torchvision eager in torch.inference_mode and with TorchScript
@@ -54,7 +58,7 @@ int run_benchmark(int argc, char** argv) {
   CLI::App app{"Train-step and latency benchmark: mobilenet (C++) vs torchvision (Python)"};
   int64_t batch = 32, size = 224, threads = 2, steps = 3, runs = 30, big_batch = 32,
           big_runs = 3;
-  bool amp = false, no_tuning = false, defer_loss = true;
+  bool amp = false, no_tuning = false, defer_loss = true, train_only = false;
   std::string device_name = "cpu", profile;
   bench::HarnessOptions harness_options;
   app.add_option("--batch", batch, "training batch")->capture_default_str();
@@ -67,6 +71,7 @@ int run_benchmark(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--amp", amp, "autocast (fp16 + GradScaler on CUDA, bf16 on CPU)");
   app.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
+  app.add_flag("--train-only", train_only, "measure the training step only (no latency rows)");
   app.add_option("--profile", profile,
                  "write one training step's autograd profile (Chrome trace JSON) and exit");
   app.add_flag("--no-allocator-tuning", no_tuning, "keep glibc malloc's default thresholds");
@@ -90,9 +95,10 @@ int run_benchmark(int argc, char** argv) {
                                        ", channels-last, AdamW, " + std::to_string(steps) +
                                        " steps per round, " + device_name +
                                        (amp ? ", amp" : "")},
-                      {"latency", "batch 1 (" + std::to_string(runs) + " runs) and batch " +
-                                      std::to_string(big_batch) + " (" +
-                                      std::to_string(big_runs) + " runs) per round"},
+                      {"latency", train_only ? std::string("not measured (--train-only)")
+                                             : "batch 1 (" + std::to_string(runs) + " runs) and batch " +
+                                                   std::to_string(big_batch) + " (" +
+                                                   std::to_string(big_runs) + " runs) per round"},
                       {"allocator", no_tuning ? "glibc defaults"
                                               : "glibc, mmap off + no trim (C++ side only)"}})) {
     return 2;
@@ -204,6 +210,10 @@ int run_benchmark(int argc, char** argv) {
     }
     sync();
     train.cpp.push_back(double(batch * steps) / (bench::now() - t));
+    if (train_only) {
+      train.py.push_back(python.round("train")["train_img_per_s"]);
+      continue;
+    }
     // The prepared model is rebuilt every round from the weights just trained (as a program
     // would after training); its preparation is not timed.
     auto prepared = mobilenet::prepare_for_inference(
@@ -234,6 +244,12 @@ int run_benchmark(int argc, char** argv) {
 
   std::printf("results (medians of %d rounds; C++ latency = prepare_for_inference)\n",
               harness_options.rounds);
+  if (train_only) {
+    harness.report(train);
+    std::printf("per round\n");
+    harness.report_rounds(train);
+    return 0;
+  }
   for (const auto* s : {&train, &one, &one_frozen, &one_eager, &big, &big_frozen}) {
     harness.report(*s);
   }

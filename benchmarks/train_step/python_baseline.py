@@ -26,7 +26,11 @@ def main(batch, size, steps, runs, amp, device):
     model = torchvision.models.mobilenet_v2(num_classes=80).to(dev).to(
         memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scaler = torch.cuda.amp.GradScaler(enabled=amp and dev.type == "cuda")
+    use_scaler = amp and dev.type == "cuda"
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):  # 2.3+; torch.cuda.amp's is deprecated
+        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    else:
+        scaler = torch.cuda.amp.GradScaler(enabled=use_scaler)
     x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=torch.channels_last)
     y = (torch.rand(batch, 80, device=dev) > 0.9).float()
     ac_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
