@@ -102,7 +102,9 @@ TEST_CASE("AMP training of the seed model on CUDA: fp16 convolutions, finite los
                                                torch::optim::SGDOptions(0.01).momentum(0.9));
   };
   auto opt32 = make_opt(fp32), opt16 = make_opt(amp);
-  GradScaler off(GradScalerOptions().enabled(false)), scaler;
+  // A scale that does not overflow fp16 here: every step is taken, so both runs follow the same
+  // trajectory (skips and backoff are the fixture case's business).
+  GradScaler off(GradScalerOptions().enabled(false)), scaler(GradScalerOptions().init_scale(1024));
   const auto loss = [](const torch::Tensor& l, const torch::Tensor& t) {
     return torch::binary_cross_entropy_with_logits(l, t);
   };
@@ -129,7 +131,7 @@ TEST_CASE("AMP training of the seed model on CUDA: fp16 convolutions, finite los
     CHECK(r16.loss == doctest::Approx(r32.loss).epsilon(i == 0 ? 2e-3 : 2e-2));
     skipped += r16.skipped;
   }
-  CHECK(skipped < kSteps);
+  CHECK(skipped == 0);
   MESSAGE("GradScaler scale after " << kSteps << " steps: " << scaler.scale_value() << ", skipped "
                                     << skipped);
 }
