@@ -106,6 +106,9 @@ if [[ $cpu == 0 ]]; then
   nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
   if [[ -n $nvcc ]]; then
     extra_flags+=("-DCMAKE_CUDA_COMPILER=$nvcc" "-DCUDAToolkit_ROOT=$(dirname "$(dirname "$nvcc")")")
+    # The consumer tests configure their own projects: they find CUDA through the environment.
+    CUDAToolkit_ROOT=$(dirname "$(dirname "$nvcc")")
+    export CUDAToolkit_ROOT
   fi
   export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}  # H200; skips torch's GPU probe
 fi
@@ -218,7 +221,7 @@ cuda_tests() {
     echo "== no CUDA: the fixture rerun is skipped; test_cuda's cases skip themselves"
   fi
   echo "== ctest -L cuda"
-  (cd "$build" && ctest -L cuda -V --timeout 300) || rc=1
+  (cd "$build" && ctest -L cuda -V --timeout 300 --no-tests=error) || rc=1
   return "$rc"
 }
 
@@ -262,7 +265,7 @@ if [[ $dry == 1 ]]; then
   wants cuda_tests && echo "cuda_tests:       $([[ $has_cuda == 1 ]] && echo "grad_scaler_reference.py --impl torch --device cuda + compare; ")ctest -L cuda -V"
   wants bench_train_step && echo "bench_train_step: $(show "${train_cmd[@]}")"
   wants bench_epoch && echo "bench_epoch:      $(show "${epoch_cmd[@]}")"
-  wants ctest && echo "ctest:            ctest -j $jobs -LE cuda --output-on-failure --timeout 600 $ctest_args"
+  wants ctest && echo "ctest:            ctest -j $jobs -LE cuda --output-on-failure --timeout 600 --no-tests=error $ctest_args"
   exit 0
 fi
 
@@ -297,7 +300,7 @@ if wants bench_epoch; then
 fi
 if wants ctest; then
   # shellcheck disable=SC2086  # ctest_args are words
-  run_step ctest bash -c "cd '$build' && ctest -j $jobs -LE cuda --output-on-failure --timeout 600 $ctest_args"
+  run_step ctest bash -c "cd '$build' && ctest -j $jobs -LE cuda --output-on-failure --timeout 600 --no-tests=error $ctest_args"
 fi
 
 # ---- summary --------------------------------------------------------------------------------
