@@ -193,8 +193,8 @@ class PendingCollective {
 /// DistributedError (naming the operation, the rank and the timeout) instead of hanging when
 /// a peer dies or hangs. With world_size 1 every collective is a cheap no-op (unless
 /// DistributedOptions::single_process_group), so training code needs no `if (distributed)`.
-/// It implements the core library's Collectives over c10d,
-/// so a `std::shared_ptr<Communicator>` goes wherever training code takes Collectives.
+/// It implements the core library's Collectives over c10d, so a
+/// `std::shared_ptr<Communicator>` goes wherever training code takes Collectives.
 /// Example: `auto comm = Communicator::from_env(); double n = comm->all_reduce_sum(local_n);`
 class Communicator : public Collectives {
  public:
