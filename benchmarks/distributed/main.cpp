@@ -149,7 +149,6 @@ int main(int argc, char** argv) {
   app.add_flag("--rank-program", rank_program, "internal: run as one rank");
   app.add_option("--overlap", overlap, "internal: overlap all-reduce with backward");
   app.add_option("--sync-bn", sync_bn, "internal: build the model with SyncBatchNorm2d");
-  app.add_option("--sync-bn", sync_bn, "internal: build the model with SyncBatchNorm2d");
   app.add_option("--out", out, "internal: result file of rank 0");
   bench::add_harness_flags(app, harness_options);
   CLI11_PARSE(app, argc, argv);
