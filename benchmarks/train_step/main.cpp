@@ -40,14 +40,16 @@ void tune_allocator() {
   mallopt(M_ARENA_MAX, 2);
 }
 
+// Median milliseconds of `runs` calls after `warmup`, on `clock` (bench::now: wall,
+// bench::cpu_now: this process's CPU time).
 template <typename Fn>
-double median_ms(Fn&& fn, int64_t warmup, int64_t runs) {
+double median_ms(Fn&& fn, int64_t warmup, int64_t runs, double (*clock)() = bench::now) {
   for (int64_t i = 0; i < warmup; ++i) fn();
   std::vector<double> times;
   for (int64_t i = 0; i < runs; ++i) {
-    const double t = bench::now();
+    const double t = clock();
     fn();
-    times.push_back(1000 * (bench::now() - t));
+    times.push_back(1000 * (clock() - t));
   }
   return bench::median(times);
 }
@@ -140,16 +142,7 @@ int run_benchmark(int argc, char** argv) {
     // Batch-1 forward, CPU milliseconds (median of `runs`): eager and prepared.
     auto x1 = x.narrow(0, 0, 1).clone();
     model->eval();
-    auto cpu_ms = [&](auto&& fn) {
-      for (int i = 0; i < 3; ++i) fn();
-      std::vector<double> v;
-      for (int64_t i = 0; i < runs; ++i) {
-        const double c = bench::cpu_now();
-        fn();
-        v.push_back(1000 * (bench::cpu_now() - c));
-      }
-      return bench::median(v);
-    };
+    auto cpu_ms = [&](auto&& fn) { return median_ms(fn, 3, runs, bench::cpu_now); };
     double eager = 0;
     {
       c10::InferenceMode guard;
