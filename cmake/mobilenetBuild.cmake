@@ -3,10 +3,7 @@
 # Every program here includes LibTorch, whose headers dominate compile time, so all of them
 # reuse ONE precompiled header built by mobilenet_pch. Keep flags identical across targets:
 # REUSE_FROM requires it.
-# The Python the tests and benchmarks compare against (torch, torchvision, scikit-learn, PIL).
-# Debian's by default; a GPU machine passes its own (scripts/device_check.sh).
-set(MOBILENET_PYTHON "/usr/bin/python3" CACHE FILEPATH
-    "Python with torch, torchvision, scikit-learn and PIL, for the reference tests and benchmarks")
+# MOBILENET_PYTHON (the reference Python) is set in mobilenetTorch.cmake.
 set(MOBILENET_WARNINGS -Wall -Wextra)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
   # LibTorch 1.13 headers trip these under clang; they are not ours.

@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Configures and builds into ${BUILD_DIR:-build} (Release, -j2: sized for a 2-core machine).
+# Configures and builds (Release, -j2: sized for a 2-core machine).
+# Usage: scripts/build.sh [--torch 1.13|2.11] [cmake --build arguments ...]
+#   --torch 1.13 (default): Debian's LibTorch, into ${BUILD_DIR:-build}
+#   --torch 2.11: the PyPI wheel of .venv-torch2 (cmake --preset torch2), into
+#                 ${BUILD_DIR:-build-torch2}
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build}
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+torch=1.13
+if [[ ${1:-} == --torch ]]; then
+  torch=${2:?"--torch needs 1.13 or 2.11"}
+  shift 2
+fi
+case $torch in
+  1.13) preset=debian build=${BUILD_DIR:-$root/build} ;;
+  2.11) preset=torch2 build=${BUILD_DIR:-$root/build-torch2} ;;
+  *) echo "build: --torch must be 1.13 or 2.11, got '$torch'" >&2; exit 2 ;;
+esac
+cmake -S "$root" -B "$build" --preset "$preset" >/dev/null
 cmake --build "$build" -j "${JOBS:-2}" "$@"

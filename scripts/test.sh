@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# The README's test command: installs missing packages, builds everything, runs all tests.
+# The README's test command: installs what is missing, builds everything, runs all tests.
+# Usage: scripts/test.sh [--torch 1.13|2.11] [ctest arguments ...]
+#   --torch 1.13 (default): Debian's LibTorch 1.13, references from /usr/bin/python3
+#   --torch 2.11: LibTorch 2.11 from the PyPI wheel (CUDA-enabled build, CPU execution),
+#                 references from the same wheel in .venv-torch2
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/install_deps.sh"
-"$root/scripts/build.sh"
-cd "${BUILD_DIR:-$root/build}"
+torch=1.13
+if [[ ${1:-} == --torch ]]; then
+  torch=${2:?"--torch needs 1.13 or 2.11"}
+  shift 2
+fi
+"$root/scripts/install_deps.sh" --torch "$torch"
+"$root/scripts/build.sh" --torch "$torch"
+case $torch in
+  1.13) cd "${BUILD_DIR:-$root/build}" ;;
+  *) cd "${BUILD_DIR:-$root/build-torch2}" ;;
+esac
 ctest --output-on-failure -j "${JOBS:-2}" "$@"

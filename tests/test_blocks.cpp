@@ -29,7 +29,7 @@ TEST_CASE("ConvBnAct pads by dilation*(k-1)/2 so stride 1 keeps the size") {
   torch::manual_seed(0);
   for (int64_t d : {1, 2, 4}) {
     ConvBnAct<> block(ConvBnActOptions(4, 8).dilation(d));
-    CHECK(vec(c10::get<torch::ExpandingArray<2>>(block->conv->options.padding())) ==
+    CHECK(vec(*mobilenet::detail::variant_get_if<torch::ExpandingArray<2>>(block->conv->options.padding())) ==
           std::vector<int64_t>{d, d});
     CHECK_FALSE(block->conv->options.bias());
     auto y = block(torch::randn({2, 4, 9, 9}));

@@ -167,6 +167,40 @@ TEST_CASE("a non-finite loss skips the update, and a consensus can overrule the 
   CHECK_FALSE(torch::equal(model->features[1]->parameters()[0], before));
 }
 
+TEST_CASE("train_step sets gradients to undefined on every LibTorch (1.13's zero_grad zeroes "
+          "them), with the numbers of a loop that zeroes them") {
+  // No dropout: both models must see the same forward.
+  auto options = MobileNetV2Options().num_classes(6).width_mult(0.25).output_stride(16).dropout(0);
+  torch::manual_seed(5);
+  MobileNetV2 model(options);
+  torch::manual_seed(5);
+  MobileNetV2 twin(options);
+  auto opt = make_optimizer(*model, OptimizerOptions("adamw", 0.01));
+  auto twin_opt = make_optimizer(*twin, OptimizerOptions("adamw", 0.01));
+  GradScaler scaler(GradScalerOptions().enabled(false));
+  int undefined_seen = 0;
+  auto checking_bce = [&](const torch::Tensor& l, const torch::Tensor& t) {
+    for (const auto& p : model->parameters()) undefined_seen += !p.grad().defined();
+    return bce(l, t);
+  };
+  for (int step = 0; step < 3; ++step) {
+    auto [x, y] = batch(step);
+    train_step(model, *opt, scaler, checking_bce, x, y, TrainStepOptions());
+    // The reference: PyTorch 1.x's zero_grad(set_to_none=False), written out.
+    for (auto& p : twin->parameters()) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    bce(twin->forward(x), y).backward();
+    twin_opt->step();
+  }
+  // Every step found every gradient undefined at the loss (step 1: none yet).
+  CHECK(undefined_seen == 3 * static_cast<int>(model->parameters().size()));
+  auto got = model->parameters();
+  auto want = twin->parameters();
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(torch::equal(got[i], want[i]));
+}
+
 TEST_CASE("freezing keeps frozen weights and BN statistics bit-identical") {
   torch::manual_seed(1);
   auto model = tiny_model();

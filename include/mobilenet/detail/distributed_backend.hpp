@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -75,10 +76,10 @@ inline std::string error_text(const std::exception& e) {
 }
 
 /// Reads environment variable `name`; empty optional when unset or empty.
-inline c10::optional<std::string> getenv_string(const char* name) {
+inline std::optional<std::string> getenv_string(const char* name) {
   const char* value = std::getenv(name);
   if (value == nullptr || *value == '\0') {
-    return c10::nullopt;
+    return std::nullopt;
   }
   return std::string(value);
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -128,7 +129,7 @@ struct DistributedOptions {
   TORCH_ARG(std::chrono::milliseconds, timeout) = std::chrono::minutes(5);
   /// Longest wait for all ranks to join at MASTER_ADDR:MASTER_PORT. Unset (default): the
   /// same as `timeout`.
-  TORCH_ARG(c10::optional<std::chrono::milliseconds>, rendezvous_timeout) = c10::nullopt;
+  TORCH_ARG(std::optional<std::chrono::milliseconds>, rendezvous_timeout) = std::nullopt;
   /// Build the backend's process group even when world_size is 1, as torch.distributed does:
   /// collectives then really run (a one-process check that the backend works, e.g. NCCL on
   /// a one-GPU machine). Default false: with one process, collectives are free no-ops.

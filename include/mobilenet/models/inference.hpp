@@ -9,6 +9,7 @@
 #include <mobilenet/nn/inverted_residual.hpp>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace mobilenet {
@@ -144,6 +146,17 @@ bool residual_branch(const std::shared_ptr<torch::nn::Module>& m,
   return false;
 }
 
+/// The alternative `T` of an options variant, or null: LibTorch 2.x's c10::variant is
+/// std::variant, 1.13's is its own type with c10::get_if.
+template <typename T, typename Variant>
+const T* variant_get_if(const Variant& v) {
+#if TORCH_VERSION_MAJOR >= 2
+  return std::get_if<T>(&v);
+#else
+  return c10::get_if<T>(&v);
+#endif
+}
+
 /// Appends the nodes equivalent to `m`'s eval forward to `out`. Only modules whose forward is
 /// known are accepted; anything else is an error naming its type, never a silent guess.
 inline void compile_module(const std::shared_ptr<torch::nn::Module>& m,
@@ -151,8 +164,8 @@ inline void compile_module(const std::shared_ptr<torch::nn::Module>& m,
   using InferenceAct = InferenceNode::Act;
   if (auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(m)) {
     const auto& o = conv->options;
-    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-    TORCH_CHECK(pad && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()),
+    const auto* pad = detail::variant_get_if<torch::ExpandingArray<2>>(o.padding());
+    TORCH_CHECK(pad && detail::variant_get_if<torch::enumtype::kZeros>(o.padding_mode()),
                 "prepare_for_inference: only Conv2d with numeric zero padding is supported");
     InferenceNode n;
     n.kind = InferenceNode::Kind::kConv;

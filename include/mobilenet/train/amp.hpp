@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <optional>
 
 namespace mobilenet {
 
@@ -55,7 +56,7 @@ inline c10::ScalarType default_autocast_dtype(const torch::Device& device) {
 class AutocastGuard {
  public:
   AutocastGuard(const torch::Device& device, bool enabled,
-                c10::optional<c10::ScalarType> dtype = c10::nullopt)
+                std::optional<c10::ScalarType> dtype = std::nullopt)
       : type_(device.type()), enabled_(enabled) {
     if (!enabled_) return;
     previous_enabled_ = detail::autocast_enabled(type_);

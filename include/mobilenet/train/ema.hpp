@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -40,7 +41,7 @@ struct ModelEmaOptions {
   TORCH_ARG(bool, average_buffers) = false;
   /// Where the EMA copy lives. Default: the model's device. `torch::kCPU` keeps it out of GPU
   /// memory (each update then copies the weights to the CPU).
-  TORCH_ARG(c10::optional<torch::Device>, device) = c10::nullopt;
+  TORCH_ARG(std::optional<torch::Device>, device) = std::nullopt;
 };
 
 namespace detail {
@@ -222,7 +223,7 @@ class ModelEma {
   }
 
  private:
-  static Model clone_model(const Model& model, const c10::optional<torch::Device>& device) {
+  static Model clone_model(const Model& model, const std::optional<torch::Device>& device) {
     std::shared_ptr<torch::nn::Module> copy = model->clone(device);
     if constexpr (torch::detail::is_module_holder<Model>::value) {
       using Impl = typename Model::ContainedType;

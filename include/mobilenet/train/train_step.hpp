@@ -6,6 +6,7 @@
 #include <mobilenet/train/amp.hpp>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <functional>
@@ -47,6 +48,24 @@ struct StepResult {
   bool skipped = false;      ///< no optimizer update (non-finite loss or gradients)
 };
 
+namespace detail {
+/// Sets the gradients to undefined on every LibTorch: 2.x's `zero_grad()` default (and the
+/// Python default since 2.0); 1.13's `zero_grad()` zeroes them instead. The numbers are the
+/// same (the first backward stores g instead of adding it to 0); a memset and an add per
+/// parameter per step are saved, and 1.13 and 2.x builds train alike.
+inline void zero_grad_to_none(torch::optim::Optimizer& optimizer) {
+#if TORCH_VERSION_MAJOR >= 2
+  optimizer.zero_grad(/*set_to_none=*/true);
+#else
+  for (auto& group : optimizer.param_groups()) {
+    for (auto& p : group.params()) {
+      if (p.mutable_grad().defined()) p.mutable_grad().reset();
+    }
+  }
+#endif
+}
+}  // namespace detail
+
 /// zero_grad, forward (autocast if asked), loss in float32, scaled backward, optional
 /// clipping, optimizer step through the scaler, scaler update. A non-finite loss without
 /// a scaler skips the update (the caller decides whether to stop).
@@ -54,7 +73,7 @@ template <typename Model>
 StepResult train_step(Model& model, torch::optim::Optimizer& optimizer, GradScaler& scaler,
                       const LossFunction& loss_fn, const torch::Tensor& images,
                       const torch::Tensor& targets, const TrainStepOptions& options) {
-  optimizer.zero_grad();
+  detail::zero_grad_to_none(optimizer);
   torch::Tensor logits;
   {
     AutocastGuard autocast(options.device(), options.amp());
