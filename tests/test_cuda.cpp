@@ -8,6 +8,9 @@
 #include <mobilenet/inference.hpp>
 #include <mobilenet/mobilenet.hpp>
 
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/version.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -271,5 +274,23 @@ TEST_CASE("the predict program on CUDA prints the CPU run's labels and probabili
     REQUIRE(gpu.count(key) == 1);
     CHECK(gpu.at(key) == doctest::Approx(p).epsilon(5e-3));
   }
+#endif
+}
+
+TEST_CASE("a CUDA-enabled LibTorch compiles and links this library's CUDA and NCCL paths") {
+#if defined(USE_C10D_NCCL)
+  // torch_cuda defines USE_C10D_NCCL for its users: the NCCL communicator must be compiled in.
+  CHECK(MOBILENET_HAS_NCCL == 1);
+#endif
+#if TORCH_VERSION_MAJOR >= 2
+  const bool cudart = at::detail::getCUDAHooks().hasCUDART();
+#else
+  const bool cudart = false;  // 1.13's hooks cannot tell without a GPU
+#endif
+  MESSAGE("LibTorch ", TORCH_VERSION, ": CUDA runtime linked: ", cudart,
+          ", NCCL communicator compiled: ", MOBILENET_HAS_NCCL,
+          ", GPUs: ", torch::cuda::device_count());
+#if defined(USE_C10D_NCCL)
+  CHECK(cudart);
 #endif
 }

@@ -20,6 +20,8 @@ import sys
 import numpy as np
 import torch
 
+import torch_files  # LibTorch-written files, weights only
+
 
 def main(folder):
     buffers = set(open(os.path.join(folder, "buffers.txt")).read().split())
@@ -30,7 +32,7 @@ def main(folder):
         name, decay, warmup = tok[0], float(tok[1]), float(tok[2])
         average_buffers, steps = tok[3] == "1", int(tok[4])
         checks = {int(t) for t in tok[5:]}
-        models = [torch.load(os.path.join(folder, "model_%03d.pt" % n)) for n in range(steps + 1)]
+        models = [torch_files.load(os.path.join(folder, "model_%03d.pt" % n)) for n in range(steps + 1)]
         ema = {k: v.numpy().astype(np.float64) for k, v in models[0].items()}
         dtypes = {k: v.dtype for k, v in models[0].items()}
         for n in range(1, steps + 1):

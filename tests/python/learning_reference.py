@@ -35,6 +35,8 @@ import torchvision
 from PIL import Image
 from sklearn.metrics import average_precision_score
 
+import torch_files  # LibTorch-written files, weights only
+
 
 M64 = (1 << 64) - 1
 
@@ -161,7 +163,7 @@ def main():
     val = CocoMultiLabel(f"{a.data}/annotations/instances_val.json", f"{a.data}/val", tf)
     model = torchvision.models.mobilenet_v2(num_classes=train.num_classes, width_mult=a.width_mult)
     if a.init_in:
-        model.load_state_dict(torch.load(a.init_in))
+        model.load_state_dict(torch_files.load(a.init_in))
     if a.init_out:
         torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, a.init_out)
     decay = [q for q in model.parameters() if q.dim() > 1]

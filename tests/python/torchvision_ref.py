@@ -16,6 +16,8 @@ import sys
 import torch
 import torchvision
 
+import torch_files  # LibTorch-written files, weights only
+
 
 def dilate(model, output_stride):
     """Replace strides by dilation once the stride would exceed output_stride.
@@ -73,14 +75,14 @@ def main(argv):
         save({"logits": model(x).detach()}, argv[5])
     elif cmd == "logits":
         model = model_for(int(argv[1]), int(argv[2]))
-        model.load_state_dict(torch.load(argv[3]))
-        x = torch.load(argv[4])["input"]
+        model.load_state_dict(torch_files.load(argv[3]))
+        x = torch_files.load(argv[4])["input"]
         save({"logits": model(x).detach()}, argv[5])
     elif cmd == "raw":
         torch.manual_seed(3)
         torch.save(model_for(int(argv[1])).state_dict(), argv[2])
     elif cmd == "same":
-        a, b = torch.load(argv[1]), torch.load(argv[2])
+        a, b = torch_files.load(argv[1]), torch_files.load(argv[2])
         ok = list(a.keys()) == list(b.keys()) and all(
             a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
         sys.exit(0 if ok else 1)
