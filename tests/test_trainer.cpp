@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -199,6 +200,41 @@ TEST_CASE("train_step sets gradients to undefined on every LibTorch (1.13's zero
   auto want = twin->parameters();
   REQUIRE(got.size() == want.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(torch::equal(got[i], want[i]));
+}
+
+TEST_CASE("make_optimizer's AdamW rounds as this stack's Python torch.optim.AdamW, bit for bit") {
+  torch::manual_seed(6);
+  auto p0 = torch::randn({64});
+  std::vector<torch::Tensor> grads;
+  for (int i = 0; i < 6; ++i) grads.push_back(torch::randn({64}) * (i + 1));
+  TempDir dir("adamw");
+  {
+    c10::Dict<std::string, torch::Tensor> data;
+    data.insert("param", p0);
+    for (size_t i = 0; i < grads.size(); ++i) data.insert("g" + std::to_string(i), grads[i]);
+    auto bytes = torch::pickle_save(c10::IValue(data));
+    std::ofstream(dir / "in.pt", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  REQUIRE(run_python("adamw_reference.py", dir / "in.pt " + dir / "out.txt") == 0);
+  struct One : torch::nn::Module {
+    torch::Tensor w;
+  } module;
+  module.w = module.register_parameter("w", p0.clone().view({8, 8}));  // dim 2: decayed
+  auto opt = make_optimizer(module, OptimizerOptions("adamw", 1e-2).weight_decay(1e-2));
+  std::ifstream want(dir / "out.txt");
+  for (auto& g : grads) {
+    module.w.mutable_grad() = g.view({8, 8}).clone();
+    opt->step();
+    std::string line;
+    REQUIRE(std::getline(want, line));
+    std::istringstream fields(line);
+    auto got = module.w.detach().flatten();
+    for (int64_t i = 0; i < got.numel(); ++i) {
+      std::string hex;
+      fields >> hex;
+      CHECK(got[i].item<float>() == static_cast<float>(std::strtod(hex.c_str(), nullptr)));
+    }
+  }
 }
 
 TEST_CASE("freezing keeps frozen weights and BN statistics bit-identical") {

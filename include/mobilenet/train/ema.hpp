@@ -224,7 +224,9 @@ class ModelEma {
 
  private:
   static Model clone_model(const Model& model, const std::optional<torch::Device>& device) {
-    std::shared_ptr<torch::nn::Module> copy = model->clone(device);
+    // Module::clone takes c10::optional, which is std::optional only from 2.x.
+    std::shared_ptr<torch::nn::Module> copy =
+        device ? model->clone(*device) : model->clone();
     if constexpr (torch::detail::is_module_holder<Model>::value) {
       using Impl = typename Model::ContainedType;
       return Model(std::dynamic_pointer_cast<Impl>(copy));
