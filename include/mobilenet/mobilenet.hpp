@@ -9,3 +9,4 @@
 #include <mobilenet/models.hpp>
 #include <mobilenet/nn.hpp>
 #include <mobilenet/train.hpp>
+#include <mobilenet/version.hpp>
