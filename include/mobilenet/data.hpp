@@ -5,6 +5,8 @@
 /// The demo data generator is data/demo.hpp (not included here).
 
 #include <mobilenet/data/coco.hpp>
+#include <mobilenet/data/coco_error.hpp>
+#include <mobilenet/data/escape.hpp>
 #include <mobilenet/data/fingerprint.hpp>
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/label_map.hpp>

@@ -18,8 +18,8 @@
 /// torch::Tensor x = train("cat.jpg", mobilenet::sample_seed(0, epoch, index));  // 3x224x224
 /// ```
 
-#include <mobilenet/detail/image_resample.hpp>
 #include <mobilenet/data/augment.hpp>
+#include <mobilenet/data/detail/image_resample.hpp>
 #include <mobilenet/data/image.hpp>
 
 #include <torch/torch.h>

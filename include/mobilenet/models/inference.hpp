@@ -4,9 +4,9 @@
 /// applied in place, no autograd (c10::InferenceMode), and the memory format and convolution
 /// backend that measured fastest on an example input.
 
-#include <mobilenet/detail/sequential_like.hpp>
 #include <mobilenet/nn/activation.hpp>
 #include <mobilenet/nn/inverted_residual.hpp>
+#include <mobilenet/nn/sequential_like.hpp>
 
 #include <torch/torch.h>
 

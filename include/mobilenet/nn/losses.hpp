@@ -15,7 +15,8 @@
 /// - shape, dtype or device mismatches throw c10::Error naming both shapes;
 /// - loss and gradients stay finite for |logit| <= 100.
 
-#include <mobilenet/detail/losses_common.hpp>
+#include <mobilenet/nn/detail/losses_common.hpp>
+#include <mobilenet/nn/reduction.hpp>
 
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
 #pragma once
-/// \file image_resample.hpp
+/// \file data/detail/image_resample.hpp
 /// Antialiased bilinear resampling of uint8 RGB images with PIL's semantics.
 ///
 /// PIL (and torchvision on PIL images) resizes with a triangle filter whose support grows
