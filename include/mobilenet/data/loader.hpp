@@ -19,7 +19,7 @@
 #include <mobilenet/data/escape.hpp>
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/sample.hpp>
-#include <mobilenet/data/transforms.hpp>
+#include <mobilenet/data/transform.hpp>
 
 #include <torch/torch.h>
 
