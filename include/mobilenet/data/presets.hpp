@@ -19,42 +19,44 @@
 
 namespace mobilenet {
 
+namespace detail {
+
+// The presets' last step: ImageNet's mean and std when `normalize`, else [0, 1] values.
+inline Transform imagenet_normalized(Transform t, bool normalize) {
+  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
+  return t;
+}
+
+}  // namespace detail
+
 /// The multi-label training transform: the whole image resized to image_size x image_size,
 /// flip with p = 0.5, ImageNet normalisation when `normalize` (else [0, 1] values). Add
 /// `.cutout(...)` / `.randaugment(...)` for the ASL recipe.
 inline Transform train_transform(int64_t image_size, bool normalize = true) {
-  Transform t;
-  t.resize(image_size, image_size).horizontal_flip(0.5);
-  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
-  return t;
+  return detail::imagenet_normalized(
+      Transform().resize(image_size, image_size).horizontal_flip(0.5), normalize);
 }
 
 /// The multi-label evaluation transform: the whole image resized to image_size x
 /// image_size, ImageNet normalisation when `normalize`.
 inline Transform eval_transform(int64_t image_size, bool normalize = true) {
-  Transform t;
-  t.resize(image_size, image_size);
-  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
-  return t;
+  return detail::imagenet_normalized(Transform().resize(image_size, image_size), normalize);
 }
 
 /// The ImageNet training transform: RandomResizedCrop(image_size) drawn from `rrc`, flip with
 /// p = 0.5, ImageNet normalisation when `normalize`.
 inline Transform imagenet_train_transform(int64_t image_size, bool normalize = true,
                                           RandomResizedCropOptions rrc = {}) {
-  Transform t;
-  t.random_resized_crop(image_size, rrc).horizontal_flip(0.5);
-  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
-  return t;
+  return detail::imagenet_normalized(
+      Transform().random_resized_crop(image_size, rrc).horizontal_flip(0.5), normalize);
 }
 
 /// The ImageNet evaluation transform: shorter side to image_size * 256 / 224 (256 for 224),
 /// center crop image_size, ImageNet normalisation when `normalize`.
 inline Transform imagenet_eval_transform(int64_t image_size, bool normalize = true) {
-  Transform t;
-  t.resize(int64_t(double(image_size) * 256.0 / 224.0)).center_crop(image_size);
-  if (normalize) t.normalize(kImageNetMean, kImageNetStd);
-  return t;
+  return detail::imagenet_normalized(
+      Transform().resize(int64_t(double(image_size) * 256.0 / 224.0)).center_crop(image_size),
+      normalize);
 }
 
 /// The geometry of an evaluation transform, recorded by name in checkpoints so that
