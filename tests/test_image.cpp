@@ -545,6 +545,16 @@ TEST_CASE("escape_path escapes control characters, C1 controls and backslashes, 
   }
 }
 
+TEST_CASE("escape_text keeps backslashes for already escaped text and writes JSON string "
+          "contents that a JSON parser reads back") {
+  using mobilenet::EscapeStyle;
+  using mobilenet::escape_text;
+  CHECK(escape_text("a\\x01\n\x02", EscapeStyle::terminal_keep_backslash) == "a\\x01\\n\\x02");
+  CHECK(escape_text("say \"hi\"\\\n\x7f\xc2\x85 é", EscapeStyle::json) ==
+        "say \\\"hi\\\"\\\\\\u000A\\u007F\\u0085 é");
+  CHECK(escape_text("plain", EscapeStyle::json) == "plain");
+}
+
 TEST_CASE("region decoding (crop and skipped rows) gives exactly the transform output of a "
           "whole decode at the same scale, for every subsampling") {
   std::vector<std::string> files;

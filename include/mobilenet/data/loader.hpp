@@ -305,7 +305,7 @@ class DataLoader {
     for (const SkippedImage& s : skipped_)
       // The reason names the file already escaped (ImageError), so its backslashes stay as
       // they are; other messages may hold raw bytes.
-      std::cerr << "  id " << s.id << ": " << escape_path(s.reason, false) << "\n";
+      std::cerr << "  id " << s.id << ": " << escape_text(s.reason, EscapeStyle::terminal_keep_backslash) << "\n";
   }
 
   void work() {

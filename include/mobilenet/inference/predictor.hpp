@@ -13,7 +13,7 @@
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/presets.hpp>
 #include <mobilenet/models/factory.hpp>
-#include <mobilenet/models/inference.hpp>
+#include <mobilenet/models/prepare.hpp>
 #include <mobilenet/train/checkpoint.hpp>
 
 #include <torch/torch.h>

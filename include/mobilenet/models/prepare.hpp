@@ -1,12 +1,10 @@
 #pragma once
-/// \file inference.hpp
+/// \file models/prepare.hpp
 /// A trained model prepared for inference: BatchNorm folded into the convolutions, activations
 /// applied in place, no autograd (c10::InferenceMode), and the memory format and convolution
-/// backend that measured fastest on an example input.
+/// backend that measured fastest on an example input. The fusing itself is in fuse.hpp.
 
-#include <mobilenet/nn/activation.hpp>
-#include <mobilenet/nn/inverted_residual.hpp>
-#include <mobilenet/nn/sequential_like.hpp>
+#include <mobilenet/models/fuse.hpp>
 
 #include <torch/torch.h>
 
@@ -43,20 +41,6 @@ struct InferenceOptions {
 };
 
 namespace detail {
-
-/// One step of a prepared model.
-struct InferenceNode {
-  enum class Kind { kConv, kResidual, kPoolFlatten, kLinear };
-  enum class Act { kNone, kReLU, kReLU6 };
-  Kind kind = Kind::kConv;
-  torch::Tensor weight, bias;
-  std::vector<int64_t> stride, padding, dilation;
-  int64_t groups = 1;
-  bool batchnorm_folded = false;
-  bool use_mkldnn = false;
-  Act act = Act::kNone;
-  std::vector<InferenceNode> body;  // kResidual: the branch added to its input
-};
 
 inline void apply_activation(InferenceNode::Act act, torch::Tensor& x) {
   if (act == InferenceNode::Act::kReLU6) {
@@ -102,111 +86,6 @@ torch::Tensor run_nodes(Nodes& nodes, torch::Tensor x, Chooser* chooser) {
   return x;
 }
 
-inline InferenceNode& last_unactivated(std::vector<InferenceNode>& out, const char* what) {
-  TORCH_CHECK(!out.empty() && (out.back().kind == InferenceNode::Kind::kConv ||
-                               out.back().kind == InferenceNode::Kind::kLinear) &&
-                  out.back().act == InferenceNode::Act::kNone,
-              "prepare_for_inference: ", what,
-              " must directly follow a convolution or linear layer");
-  return out.back();
-}
-
-/// BN(conv(x)) = conv'(x) with w' = w * s and b' = beta + (b - mean) * s, s = gamma / sqrt(var
-/// + eps), per output channel. Computed in double so the fold adds no rounding of its own.
-inline void fold_batchnorm(InferenceNode& conv, torch::nn::BatchNorm2dImpl& bn) {
-  TORCH_CHECK(conv.kind == InferenceNode::Kind::kConv && !conv.batchnorm_folded,
-              "prepare_for_inference: BatchNorm2d must directly follow a convolution");
-  TORCH_CHECK(bn.running_mean.defined() && bn.running_var.defined(),
-              "prepare_for_inference: BatchNorm2d without running statistics "
-              "(track_running_stats=false) cannot be folded");
-  const auto dtype = conv.weight.scalar_type();
-  auto mean = bn.running_mean.to(torch::kDouble);
-  auto scale = 1.0 / (bn.running_var.to(torch::kDouble) + bn.options.eps()).sqrt();
-  auto shift = -mean * scale;
-  if (bn.options.affine()) {
-    scale = scale * bn.weight.to(torch::kDouble);
-    shift = bn.bias.to(torch::kDouble) - mean * scale;
-  }
-  auto w = conv.weight.to(torch::kDouble) * scale.view({-1, 1, 1, 1});
-  auto b = conv.bias.to(torch::kDouble) * scale + shift;
-  conv.weight = w.to(dtype);
-  conv.bias = b.to(dtype);
-  conv.batchnorm_folded = true;
-}
-
-template <typename Impl>
-bool residual_branch(const std::shared_ptr<torch::nn::Module>& m,
-                     std::shared_ptr<torch::nn::Module>* branch) {
-  if (auto block = std::dynamic_pointer_cast<Impl>(m)) {
-    *branch = block->options.use_residual() ? block->conv.ptr() : nullptr;
-    return true;
-  }
-  return false;
-}
-
-/// Appends the nodes equivalent to `m`'s eval forward to `out`. Only modules whose forward is
-/// known are accepted; anything else is an error naming its type, never a silent guess.
-inline void compile_module(const std::shared_ptr<torch::nn::Module>& m,
-                           std::vector<InferenceNode>& out) {
-  using InferenceAct = InferenceNode::Act;
-  if (auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(m)) {
-    const auto& o = conv->options;
-    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-    TORCH_CHECK(pad && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()),
-                "prepare_for_inference: only Conv2d with numeric zero padding is supported");
-    InferenceNode n;
-    n.kind = InferenceNode::Kind::kConv;
-    n.weight = conv->weight.detach().clone();
-    n.bias = o.bias() ? conv->bias.detach().clone()
-                      : torch::zeros({o.out_channels()}, conv->weight.options());
-    n.stride = std::vector<int64_t>(o.stride()->begin(), o.stride()->end());
-    n.padding = std::vector<int64_t>((*pad)->begin(), (*pad)->end());
-    n.dilation = std::vector<int64_t>(o.dilation()->begin(), o.dilation()->end());
-    n.groups = o.groups();
-    out.push_back(std::move(n));
-  } else if (auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(m)) {
-    TORCH_CHECK(!out.empty(), "prepare_for_inference: BatchNorm2d must follow a convolution");
-    fold_batchnorm(out.back(), *bn);
-  } else if (std::dynamic_pointer_cast<ReLU6Impl>(m) ||
-             std::dynamic_pointer_cast<torch::nn::ReLU6Impl>(m)) {
-    last_unactivated(out, "ReLU6").act = InferenceAct::kReLU6;
-  } else if (std::dynamic_pointer_cast<ReLUImpl>(m) ||
-             std::dynamic_pointer_cast<torch::nn::ReLUImpl>(m)) {
-    last_unactivated(out, "ReLU").act = InferenceAct::kReLU;
-  } else if (std::dynamic_pointer_cast<torch::nn::DropoutImpl>(m) ||
-             std::dynamic_pointer_cast<torch::nn::IdentityImpl>(m)) {
-    // identities in eval mode
-  } else if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m)) {
-    InferenceNode n;
-    n.kind = InferenceNode::Kind::kLinear;
-    n.weight = linear->weight.detach().clone();
-    n.bias = linear->options.bias() ? linear->bias.detach().clone()
-                                    : torch::zeros({linear->options.out_features()},
-                                                   linear->weight.options());
-    out.push_back(std::move(n));
-  } else if (std::shared_ptr<torch::nn::Module> branch;
-             residual_branch<InvertedResidualImpl<ReLU6, torch::nn::BatchNorm2d>>(m, &branch) ||
-             residual_branch<InvertedResidualImpl<ReLU6, torch::nn::AnyModule>>(m, &branch) ||
-             residual_branch<InvertedResidualImpl<ReLU, torch::nn::BatchNorm2d>>(m, &branch) ||
-             residual_branch<InvertedResidualImpl<ReLU, torch::nn::AnyModule>>(m, &branch)) {
-    if (branch) {
-      InferenceNode n;
-      n.kind = InferenceNode::Kind::kResidual;
-      compile_module(branch, n.body);
-      out.push_back(std::move(n));
-    } else {
-      for (const auto& child : m->children()) compile_module(child, out);
-    }
-  } else if (std::dynamic_pointer_cast<torch::nn::SequentialImpl>(m) ||
-             std::dynamic_pointer_cast<SequentialLike>(m)) {
-    for (const auto& child : m->children()) compile_module(child, out);
-  } else {
-    TORCH_CHECK(false, "prepare_for_inference: unsupported module ", m->name(),
-                " (supported: Conv2d, BatchNorm2d, ReLU, ReLU6, Dropout, Identity, Linear, "
-                "Sequential, ConvBnAct, DepthwiseSeparable, InvertedResidual)");
-  }
-}
-
 inline void to_memory_format(std::vector<InferenceNode>& nodes, at::MemoryFormat format) {
   for (auto& n : nodes) {
     if (n.kind == InferenceNode::Kind::kConv) n.weight = n.weight.contiguous(format);
@@ -247,13 +126,13 @@ double median_seconds(Fn&& fn, int64_t runs) {
 /// (clone() one to use it with autograd).
 class InferenceModel {
  public:
-  InferenceModel(std::vector<detail::InferenceNode> nodes, at::MemoryFormat format)
+  InferenceModel(std::vector<InferenceNode> nodes, at::MemoryFormat format)
       : nodes_(std::move(nodes)), format_(format) {}
 
   /// Logits for a batch N x C x H x W (any layout; converted to memory_format()).
   torch::Tensor forward(const torch::Tensor& x) const {
     c10::InferenceMode guard;
-    using None = void(const detail::InferenceNode&, const torch::Tensor&);
+    using None = void(const InferenceNode&, const torch::Tensor&);
     return detail::run_nodes(nodes_, x.contiguous(format_), static_cast<None*>(nullptr));
   }
   torch::Tensor operator()(const torch::Tensor& x) const { return forward(x); }
@@ -264,18 +143,18 @@ class InferenceModel {
   int64_t num_convolutions() const { return count(nodes_, false); }
   int64_t num_mkldnn_convolutions() const { return count(nodes_, true); }
   /// The steps, for inspection and tests.
-  const std::vector<detail::InferenceNode>& nodes() const { return nodes_; }
+  const std::vector<InferenceNode>& nodes() const { return nodes_; }
 
  private:
-  static int64_t count(const std::vector<detail::InferenceNode>& nodes, bool mkldnn_only) {
+  static int64_t count(const std::vector<InferenceNode>& nodes, bool mkldnn_only) {
     int64_t c = 0;
     for (const auto& n : nodes) {
-      c += n.kind == detail::InferenceNode::Kind::kConv && (!mkldnn_only || n.use_mkldnn);
+      c += n.kind == InferenceNode::Kind::kConv && (!mkldnn_only || n.use_mkldnn);
       c += count(n.body, mkldnn_only);
     }
     return c;
   }
-  std::vector<detail::InferenceNode> nodes_;
+  std::vector<InferenceNode> nodes_;
   at::MemoryFormat format_;
 };
 
@@ -286,12 +165,12 @@ inline InferenceModel prepare_for_inference(const torch::nn::Sequential& feature
                                             const InferenceOptions& options = {}) {
   TORCH_CHECK(options.measure_runs() >= 1, "prepare_for_inference: measure_runs must be >= 1, got ",
               options.measure_runs());
-  std::vector<detail::InferenceNode> nodes;
+  std::vector<InferenceNode> nodes;
   {
     torch::NoGradGuard no_grad;
     detail::compile_module(features.ptr(), nodes);
-    detail::InferenceNode pool;
-    pool.kind = detail::InferenceNode::Kind::kPoolFlatten;
+    InferenceNode pool;
+    pool.kind = InferenceNode::Kind::kPoolFlatten;
     nodes.push_back(pool);
     detail::compile_module(classifier.ptr(), nodes);
   }
@@ -317,7 +196,7 @@ inline InferenceModel prepare_for_inference(const torch::nn::Sequential& feature
     if (cpu && options.choose_backends()) {
       c10::InferenceMode guard;
       // Per convolution, on its real input: the faster of at::conv2d and MKL-DNN.
-      auto choose = [&](detail::InferenceNode& node, const torch::Tensor& in) {
+      auto choose = [&](InferenceNode& node, const torch::Tensor& in) {
         const double aten =
             detail::median_seconds([&] { detail::run_conv(node, in, false); }, options.measure_runs());
         const double mkl =
