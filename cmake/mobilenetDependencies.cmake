@@ -1,7 +1,8 @@
 # Finds what mobilenet's targets link against, per component. Shared by the build and by the
 # installed mobilenetConfig.cmake, so the two can never disagree.
 #   core (always):  Torch, Eigen3
-#   data:           simdjson, libjpeg-turbo (libjpeg and TurboJPEG), PNG, Threads
+#   data:           simdjson, libjpeg-turbo (its libjpeg API), PNG, Threads
+#   demo:           data's, and libjpeg-turbo's TurboJPEG (same package)
 #   distributed:    Gloo's headers (LibTorch's c10d headers include them), Threads
 # In the build tree every component is found; a consumer finds only the ones it asks for.
 include(CMakeFindDependencyMacro)
@@ -15,7 +16,7 @@ macro(mobilenet_find_dependency)
   endif()
 endmacro()
 if(NOT DEFINED MOBILENET_COMPONENTS)
-  set(MOBILENET_COMPONENTS data distributed)
+  set(MOBILENET_COMPONENTS data demo distributed)
 endif()
 mobilenet_find_dependency(Torch)
 # LibTorch older than 1.13 lacks APIs the headers use; say so here rather than in a compiler error.

@@ -1,8 +1,8 @@
 // COCO annotations, label maps and the demo data set. Targets are checked against
 // tests/python/coco_reference.py (Python's json module), run on the same files.
 #include <mobilenet/data/coco.hpp>
-#include <mobilenet/data/demo.hpp>
 #include <mobilenet/data/label_map.hpp>
+#include <mobilenet/demo.hpp>
 
 #include <doctest/doctest.h>
 

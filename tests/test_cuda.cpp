@@ -3,7 +3,7 @@
 // passes without checking anything. scripts/device_check.sh runs them on a GPU machine.
 #include <doctest/doctest.h>
 #include <mobilenet/data.hpp>
-#include <mobilenet/data/demo.hpp>
+#include <mobilenet/demo.hpp>
 #include <mobilenet/distributed.hpp>
 #include <mobilenet/inference.hpp>
 #include <mobilenet/mobilenet.hpp>
@@ -192,7 +192,7 @@ TEST_CASE("pinned-memory batches copied to the GPU without blocking equal pageab
   if (!cuda_or_skip()) return;
   TempDir dir("cuda-pinned");
   const auto samples = demo_samples(dir, 40, nullptr);
-  const auto tf = multilabel_train_transform(48);
+  const auto tf = train_transform(48);
   const auto options = LoaderOptions(8).workers(3).seed(3);
   DataLoader pinned(samples, tf, LoaderOptions(options).pin_memory(true));
   DataLoader pageable(samples, tf, LoaderOptions(options).pin_memory(false));

@@ -59,9 +59,9 @@ void check_image_error(const std::string& file) {
 }
 
 // The plan of a torchvision-style crop-then-resize: integer box, filter confined to it.
-mobilenet::detail::GeometryPlan crop_plan(int64_t l, int64_t t, int64_t w, int64_t h,
+mobilenet::GeometryPlan crop_plan(int64_t l, int64_t t, int64_t w, int64_t h,
                                           int64_t out_h, int64_t out_w) {
-  mobilenet::detail::GeometryPlan p;
+  mobilenet::GeometryPlan p;
   p.box = {double(l), double(t), double(l + w), double(t + h)};
   p.cx0 = l;
   p.cy0 = t;
@@ -177,7 +177,7 @@ TEST_CASE("antialiased bilinear resize matches PIL.Image.resize exactly, includi
     const Ref& r = fixtures().ref(name);
     std::string file = r.kind.substr(r.kind.find(':') + 1);
     torch::Tensor img = mobilenet::decode_image(fixtures().path(file));
-    mobilenet::detail::GeometryPlan p;
+    mobilenet::GeometryPlan p;
     p.box = {r.extra[0], r.extra[1], r.extra[2], r.extra[3]};
     p.cx1 = img.size(1);
     p.cy1 = img.size(0);
@@ -204,7 +204,7 @@ TEST_CASE("crop then resize matches PIL's crop().resize() exactly") {
 
 TEST_CASE("eval transform on a decoded image matches torchvision Resize(256) + "
           "CenterCrop(224) + ToTensor + Normalize to float rounding") {
-  auto t = mobilenet::eval_transform(224);
+  auto t = mobilenet::imagenet_eval_transform(224);
   for (const char* file : {"base.jpg", "odd.jpg"}) {
     CAPTURE(file);
     std::string name = std::string("eval_") + file;
@@ -229,7 +229,7 @@ TEST_CASE("exact resize without normalisation matches torchvision Resize((h, w))
 }
 
 TEST_CASE("eval transform from the file (DCT-scaled decode) stays close to the full decode") {
-  auto t = mobilenet::eval_transform(224);
+  auto t = mobilenet::imagenet_eval_transform(224);
   const std::string p = fixtures().path("base.jpg");
   torch::Tensor from_file = t(p, 0);
   torch::Tensor full = t(mobilenet::decode_image(p), 0);
@@ -337,8 +337,8 @@ TEST_CASE("random-resized-crop from the file never decodes coarser than its crop
 
 TEST_CASE("Transform reports a fixed output size only when it ends with a crop or exact "
           "resize, and rejects bad arguments") {
-  CHECK(mobilenet::train_transform(224).fixed_output_size()->height == 224);
-  CHECK(mobilenet::eval_transform(224).fixed_output_size()->width == 224);
+  CHECK(mobilenet::imagenet_train_transform(224).fixed_output_size()->height == 224);
+  CHECK(mobilenet::imagenet_eval_transform(224).fixed_output_size()->width == 224);
   CHECK(!mobilenet::Transform().resize(256).fixed_output_size().has_value());
   CHECK(!mobilenet::Transform().fixed_output_size().has_value());
   CHECK_THROWS(mobilenet::Transform().random_resized_crop(0));
@@ -543,6 +543,16 @@ TEST_CASE("escape_path escapes control characters, C1 controls and backslashes, 
     CHECK(what.find('\x1b') == std::string::npos);
     CHECK(what.find("bad\\nname\\x1B[2J.jpg") != std::string::npos);
   }
+}
+
+TEST_CASE("escape_text keeps backslashes for already escaped text and writes JSON string "
+          "contents that a JSON parser reads back") {
+  using mobilenet::EscapeStyle;
+  using mobilenet::escape_text;
+  CHECK(escape_text("a\\x01\n\x02", EscapeStyle::terminal_keep_backslash) == "a\\x01\\n\\x02");
+  CHECK(escape_text("say \"hi\"\\\n\x7f\xc2\x85 é", EscapeStyle::json) ==
+        "say \\\"hi\\\"\\\\\\u000A\\u007F\\u0085 é");
+  CHECK(escape_text("plain", EscapeStyle::json) == "plain");
 }
 
 TEST_CASE("region decoding (crop and skipped rows) gives exactly the transform output of a "

@@ -409,6 +409,11 @@ TEST_CASE("loss modules equal their functions, print their options and follow .t
   auto by_name = make_loss("asl");
   CHECK(torch::equal(by_name.forward(x, y), asymmetric_loss(x, y)));
   CHECK_THROWS_AS(make_loss("hinge"), std::invalid_argument);
+  // The options-taking factory builds the named loss with its own options.
+  const auto focal_options = SigmoidFocalLossOptions().alpha(0.5).gamma(1.0);
+  auto configured = make_loss(LossOptions("focal").focal(focal_options));
+  CHECK(torch::equal(configured.forward(x, y), sigmoid_focal_loss(x, y, focal_options)));
+  CHECK_THROWS_AS(make_loss(LossOptions("hinge")), std::invalid_argument);
 }
 
 TEST_CASE("soft-F1 loss rewards recall: raising positive logits lowers it") {

@@ -1,7 +1,7 @@
 // MobileNetV2 / V1: counts, layout, torchvision names and numerical parity, summary, weights.
 #include <doctest/doctest.h>
 #include <mobilenet/mobilenet.hpp>
-#include <mobilenet/models/inference.hpp>
+#include <mobilenet/models/prepare.hpp>
 
 #include <fstream>
 #include <functional>
@@ -103,6 +103,26 @@ TEST_CASE("forward gives logits and forward_features the backbone map at the out
   y.sum().backward();
   CHECK_THROWS_WITH_AS(MobileNetV2(MobileNetV2Options().output_stride(4)),
                        doctest::Contains("output_stride must be 8, 16 or 32, got 4"), c10::Error);
+}
+
+TEST_CASE("Classifier holds a ClassifierImpl: -> reaches the model, clone() copies the weights "
+          "deeply, and an empty one says so") {
+  torch::manual_seed(0);
+  Classifier net = make_model(ModelSpec().num_classes(5).width_mult(0.25));
+  net.module().eval();
+  const torch::Tensor x = torch::rand({2, 3, 32, 32});
+  ClassifierImpl* impl = net.operator->();
+  CHECK(impl->module_ptr() == net.ptr());
+  CHECK(torch::equal(net->forward(x), net.forward(x)));
+  CHECK(net.features().ptr() == net.module().named_children()["features"]);
+  Classifier copy = net.clone();
+  CHECK(copy.ptr() != net.ptr());
+  CHECK(torch::equal(copy.forward(x), net.forward(x)));
+  torch::NoGradGuard no_grad;
+  copy.classifier()->parameters()[0].add_(1.0);
+  CHECK(!torch::equal(copy.forward(x), net.forward(x)));
+  CHECK(!Classifier().defined());
+  CHECK_THROWS_WITH_AS(Classifier().forward(x), doctest::Contains("empty"), c10::Error);
 }
 
 TEST_CASE("width_mult rounds channels like torchvision's _make_divisible") {
@@ -377,7 +397,7 @@ TEST_CASE("prepare_for_inference leaves no BatchNorm: 52 folded convolutions, 10
   CHECK(fast.num_convolutions() == 52);
   CHECK(fast.memory_format() == at::MemoryFormat::ChannelsLast);
   int64_t residuals = 0, folded = 0;
-  using Node = mobilenet::detail::InferenceNode;
+  using Node = mobilenet::InferenceNode;
   std::function<void(const std::vector<Node>&)> walk = [&](const std::vector<Node>& nodes) {
     for (const auto& n : nodes) {
       residuals += n.kind == Node::Kind::kResidual;

@@ -1,16 +1,16 @@
 // Training: AMP scaler and autocast, freezing, optimizers, LR schedules, checkpoints, and the
 // Trainer itself (exact mid-epoch resume, NaN stop, run folder and resume contract).
 #include <doctest/doctest.h>
+#include <mobilenet/demo.hpp>
+#include <mobilenet/inference/predictor.hpp>
+#include <mobilenet/models/mobilenet_v2.hpp>
 #include <mobilenet/train/amp.hpp>
 #include <mobilenet/train/checkpoint.hpp>
 #include <mobilenet/train/freeze.hpp>
-#include <mobilenet/models/mobilenet_v2.hpp>
 #include <mobilenet/train/optim.hpp>
 #include <mobilenet/train/schedule.hpp>
 #include <mobilenet/train/train_step.hpp>
 #include <mobilenet/train/trainer.hpp>
-#include <mobilenet/data/demo.hpp>
-#include <mobilenet/inference/predictor.hpp>
 
 #include <sys/resource.h>
 #include <sys/stat.h>

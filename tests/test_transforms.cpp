@@ -16,7 +16,6 @@
 //   squish resize: bit-exact uint8 against PIL, 1e-5 after normalisation against torchvision.
 #include <doctest/doctest.h>
 
-#include <mobilenet/data/augment.hpp>
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/transforms.hpp>
 
@@ -169,7 +168,7 @@ TEST_CASE("squish resize matches PIL resize((s, s)) exactly and torchvision Resi
   for (int64_t s : {64, 150}) {
     CAPTURE(s);
     const std::string suffix = "_" + std::to_string(s);
-    auto eval = mobilenet::multilabel_eval_transform(s);
+    auto eval = mobilenet::eval_transform(s);
     REQUIRE(eval.fixed_output_size().has_value());
     CHECK(eval.fixed_output_size()->height == s);
     CHECK(eval.fixed_output_size()->width == s);
@@ -189,7 +188,7 @@ TEST_CASE("squish resize matches PIL resize((s, s)) exactly and torchvision Resi
     CHECK(max_abs_diff_f(mobilenet::eval_transform(s, mobilenet::EvalCrop::squish)(png, 0),
                          expected) <= 1e-5);
     // Without normalisation: PIL's levels / 255.
-    torch::Tensor plain = mobilenet::multilabel_eval_transform(s, false)(img, 0);
+    torch::Tensor plain = mobilenet::eval_transform(s, false)(img, 0);
     CHECK(max_abs_diff_f(plain.permute({1, 2, 0}),
                          fixtures().load("squish_pil" + suffix).to(torch::kFloat) / 255.0) <=
           1e-6);
@@ -220,12 +219,12 @@ TEST_CASE("normalize_u8 equals torch's x.float() / 255, then (x - mean) / std, b
   CHECK(levels.size() == 256);
 }
 
-TEST_CASE("multilabel_train_transform is the squish resize, flipped for about half the "
+TEST_CASE("train_transform is the squish resize, flipped for about half the "
           "samples") {
   const std::string png = fixtures().path("squish.png");
   const torch::Tensor straight = fixtures().load("squish_tv_64");
   const torch::Tensor flipped = fixtures().load("squish_tv_flip_64");
-  auto train = mobilenet::multilabel_train_transform(64);
+  auto train = mobilenet::train_transform(64);
   int n_flipped = 0, n_straight = 0;
   for (int64_t i = 0; i < 40; ++i) {
     torch::Tensor x = train(png, mobilenet::sample_seed(5, 0, i));
@@ -263,6 +262,12 @@ TEST_CASE("EvalCrop and TrainCrop round-trip through their names and rebuild the
                                         mobilenet::RandomResizedCropOptions().scale_min(0.5));
   CHECK(rrc.fixed_output_size()->height == 64);
   CHECK((rrc(img, 3).sizes() == torch::IntArrayRef({3, 64, 64})));
+  // The ImageNet recipes are the named imagenet_ presets.
+  CHECK(torch::equal(mobilenet::imagenet_eval_transform(64)(img, 0),
+                     mobilenet::eval_transform(64, EvalCrop::center)(img, 0)));
+  auto imagenet = mobilenet::imagenet_train_transform(
+      64, true, mobilenet::RandomResizedCropOptions().scale_min(0.5));
+  CHECK(torch::equal(imagenet(img, 3), rrc(img, 3)));
 }
 
 TEST_CASE("Cutout paints clipped rectangles of round(size * side) pixels with the chosen "
@@ -376,7 +381,7 @@ TEST_CASE("RandAugment draws its ops from the list with random signs at the give
 TEST_CASE("augmenting transforms are deterministic per (seed, epoch, sample) and differ "
           "across samples") {
   const std::string png = fixtures().path("squish.png");
-  auto t = mobilenet::multilabel_train_transform(64)
+  auto t = mobilenet::train_transform(64)
                .cutout(mobilenet::CutoutOptions().size(0.3))
                .randaugment(mobilenet::RandAugmentOptions(2, 9));
   const uint64_t s = mobilenet::sample_seed(7, 2, 11);
@@ -393,8 +398,8 @@ TEST_CASE("augmenting transforms are deterministic per (seed, epoch, sample) and
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
   t.apply_bytes_into(bytes.data(), bytes.size(), png, s, buf.data_ptr<float>());
   CHECK(torch::equal(buf.permute({2, 0, 1}), a));
-  auto plain = mobilenet::multilabel_train_transform(64);
-  auto with_cutout = mobilenet::multilabel_train_transform(64).cutout(mobilenet::CutoutOptions());
+  auto plain = mobilenet::train_transform(64);
+  auto with_cutout = mobilenet::train_transform(64).cutout(mobilenet::CutoutOptions());
   const torch::Tensor p = plain(png, s), c = with_cutout(png, s);
   CHECK(!torch::equal(p, c));
   CHECK((p != c).any(0).to(torch::kDouble).mean().item<double>() < 0.3);  // one 32x32 patch

@@ -44,7 +44,7 @@ double cpp_epoch(const Setup& s, int64_t workers, int64_t threads, int64_t round
                         .image_size(s.size).class_names(s.names);
   mobilenet::Classifier model = mobilenet::make_model(spec);
   auto opt = mobilenet::make_optimizer(model.module(), mobilenet::OptimizerOptions("adamw", 1e-3));
-  mobilenet::DataLoader train(s.samples, mobilenet::multilabel_train_transform(s.size),
+  mobilenet::DataLoader train(s.samples, mobilenet::train_transform(s.size),
                               mobilenet::LoaderOptions(s.batch).workers(workers).seed(uint64_t(round))
                                   .drop_last(true));
   // Evaluation is not part of the measurement: one tiny in-memory batch.

@@ -14,7 +14,7 @@
 // InferenceMode) with torchvision eager in torch.inference_mode and with TorchScript
 // (torch.jit.freeze + optimize_for_inference), at batch 1 and batch 32.
 #include <mobilenet/mobilenet.hpp>
-#include <mobilenet/models/inference.hpp>
+#include <mobilenet/models/prepare.hpp>
 
 #include <CLI/CLI.hpp>
 

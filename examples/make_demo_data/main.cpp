@@ -5,7 +5,7 @@
 // writes demo/annotations/instances_{train,val}.json and demo/{train,val}/*.jpg. Six classes
 // (category ids 3, 7, 12, 25, 44, 90), 1-3 objects per image, ~12% images without objects,
 // some crowd annotations. A small CNN learns them in a few minutes of CPU training at 64-96 px.
-#include <mobilenet/data/demo.hpp>
+#include <mobilenet/demo.hpp>
 
 #include <CLI/CLI.hpp>
 

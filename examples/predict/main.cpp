@@ -21,21 +21,9 @@ bool is_image(const fs::path& p) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out;
+// The inside of a JSON string, through the library's one escaper.
+std::string json_text(const std::string& s) {
+  return mobilenet::escape_text(s, mobilenet::EscapeStyle::json);
 }
 
 }  // namespace
@@ -92,10 +80,10 @@ int main(int argc, char** argv) {
         continue;
       }
       if (json) {
-        std::cout << "{\"file\": \"" << json_escape(file) << "\", \"labels\": [";
+        std::cout << "{\"file\": \"" << json_text(file) << "\", \"labels\": [";
         for (size_t h = 0; h < p.labels.size(); ++h) {
           const auto& l = p.labels[h];
-          std::cout << (h ? ", " : "") << "{\"class\": \"" << json_escape(l.name) << "\", \"index\": "
+          std::cout << (h ? ", " : "") << "{\"class\": \"" << json_text(l.name) << "\", \"index\": "
                     << l.index << ", \"probability\": " << l.probability << ", \"threshold\": "
                     << l.threshold << "}";
         }

@@ -2,9 +2,11 @@
 /// \file data.hpp
 /// The data half of the library: COCO-format annotations, label maps, image decoding,
 /// transforms and the threaded loader. Link mobilenet::data (simdjson, TurboJPEG, libpng).
-/// The demo data generator is data/demo.hpp (not included here).
+/// The demo data generator is demo.hpp (component `demo`, not included here).
 
 #include <mobilenet/data/coco.hpp>
+#include <mobilenet/data/coco_error.hpp>
+#include <mobilenet/data/escape.hpp>
 #include <mobilenet/data/fingerprint.hpp>
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/label_map.hpp>

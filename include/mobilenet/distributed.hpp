@@ -30,5 +30,6 @@
 
 #include <mobilenet/distributed/communicator.hpp>
 #include <mobilenet/distributed/ddp.hpp>
+#include <mobilenet/distributed/error.hpp>
 #include <mobilenet/distributed/launch.hpp>
 #include <mobilenet/distributed/sync_batch_norm.hpp>

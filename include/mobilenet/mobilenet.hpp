@@ -5,7 +5,9 @@
 /// data.hpp (link mobilenet::data); data-parallel training in distributed.hpp (link
 /// mobilenet::distributed). Include single headers to compile less.
 
+#include <mobilenet/io.hpp>
 #include <mobilenet/metrics.hpp>
 #include <mobilenet/models.hpp>
 #include <mobilenet/nn.hpp>
 #include <mobilenet/train.hpp>
+#include <mobilenet/version.hpp>

@@ -7,7 +7,10 @@
 #include <mobilenet/nn/channels_last.hpp>
 #include <mobilenet/nn/conv_bn_act.hpp>
 #include <mobilenet/nn/depthwise_separable.hpp>
+#include <mobilenet/nn/forward_recorder.hpp>
 #include <mobilenet/nn/init.hpp>
 #include <mobilenet/nn/inverted_residual.hpp>
 #include <mobilenet/nn/losses.hpp>
 #include <mobilenet/nn/norm_layer.hpp>
+#include <mobilenet/nn/reduction.hpp>
+#include <mobilenet/nn/sequential_like.hpp>

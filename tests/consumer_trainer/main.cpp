@@ -1,6 +1,6 @@
 // Trains MobileNetV2 for one epoch on generated COCO-format data through the installed package.
 #include <mobilenet/data.hpp>
-#include <mobilenet/data/demo.hpp>
+#include <mobilenet/demo.hpp>
 #include <mobilenet/mobilenet.hpp>
 #include <mobilenet/train/trainer.hpp>
 

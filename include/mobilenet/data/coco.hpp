@@ -12,8 +12,9 @@
 /// skips segmentations without materializing them: a train2017-sized file (447 MB) loads in
 /// under 2 s of CPU with a 670 MB peak, 17x faster than Python's json.load.
 
-#include <mobilenet/detail/coco_json.hpp>
-#include <mobilenet/detail/coco_scan.hpp>
+#include <mobilenet/data/coco_error.hpp>
+#include <mobilenet/data/detail/coco_json.hpp>
+#include <mobilenet/data/detail/coco_scan.hpp>
 #include <mobilenet/data/sample.hpp>
 
 #include <torch/arg.h>

@@ -11,9 +11,9 @@
 /// raises `mobilenet::ImageError` naming the path. One file's failure never affects the
 /// next decode.
 
-#include <mobilenet/detail/escape_path.hpp>
-#include <mobilenet/detail/image_resample.hpp>
-#include <mobilenet/detail/jpeg_decoder.hpp>
+#include <mobilenet/data/detail/image_resample.hpp>
+#include <mobilenet/data/detail/jpeg_decoder.hpp>
+#include <mobilenet/data/escape.hpp>
 
 #include <torch/torch.h>
 
@@ -34,8 +34,6 @@
 #include <vector>
 
 namespace mobilenet {
-
-using detail::escape_path;  // see detail/escape_path.hpp
 
 /// An image file could not be read or decoded. `path()` names the file, `what()` says why,
 /// with the name escaped by escape_path (control characters never reach a terminal).

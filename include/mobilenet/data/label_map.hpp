@@ -14,7 +14,8 @@
 /// space, ends trimmed ("Traffic_Light" == "traffic light").
 
 #include <mobilenet/data/coco.hpp>
-#include <mobilenet/detail/coco_json.hpp>
+#include <mobilenet/data/coco_error.hpp>
+#include <mobilenet/data/detail/coco_json.hpp>
 #include <mobilenet/data/sample.hpp>
 
 #include <cctype>

@@ -16,11 +16,10 @@
 /// resampling, normalisation and collation are plain loops writing into buffers allocated
 /// with torch::empty. The training thread keeps its own intra-op thread count.
 
+#include <mobilenet/data/escape.hpp>
 #include <mobilenet/data/image.hpp>
 #include <mobilenet/data/sample.hpp>
-#include <mobilenet/data/transforms.hpp>
-#include <mobilenet/detail/escape.hpp>
-#include <mobilenet/detail/escape_path.hpp>
+#include <mobilenet/data/transform.hpp>
 
 #include <torch/torch.h>
 
@@ -217,7 +216,7 @@ class DataLoader {
     std::ostringstream s;
     s << skipped_.size() << " of " << attempted_ << " images unreadable: ";
     for (size_t i = 0; i < skipped_.size() && i < max_names; ++i)
-      s << (i ? ", " : "") << detail::escape_path(skipped_[i].path);
+      s << (i ? ", " : "") << escape_path(skipped_[i].path);
     if (skipped_.size() > max_names) s << " and " << skipped_.size() - max_names << " more";
     return s.str();
   }
@@ -304,8 +303,9 @@ class DataLoader {
     std::cerr << "DataLoader: epoch " << epoch_ << " skipped " << skipped_.size()
               << " unreadable image(s):\n";
     for (const SkippedImage& s : skipped_)
-      // The reason names the file already escaped (ImageError); other messages may hold raw bytes.
-      std::cerr << "  id " << s.id << ": " << detail::escape_control_chars(s.reason) << "\n";
+      // The reason names the file already escaped (ImageError), so its backslashes stay as
+      // they are; other messages may hold raw bytes.
+      std::cerr << "  id " << s.id << ": " << escape_text(s.reason, EscapeStyle::terminal_keep_backslash) << "\n";
   }
 
   void work() {

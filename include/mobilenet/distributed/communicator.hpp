@@ -6,7 +6,7 @@
 /// DistributedError instead of hanging. Also the default communicator (init_distributed) and
 /// shard(), the DistributedSampler split.
 
-#include <mobilenet/detail/distributed_backend.hpp>
+#include <mobilenet/distributed/detail/distributed_backend.hpp>
 #include <mobilenet/train/collectives.hpp>
 
 #include <torch/torch.h>

@@ -2,8 +2,8 @@
 /// \file distributed/launch.hpp
 /// launch_local: runs N ranks of a program on this machine, like torchrun's standalone mode.
 
-#include <mobilenet/detail/distributed_backend.hpp>
-#include <mobilenet/detail/distributed_launch.hpp>
+#include <mobilenet/distributed/detail/distributed_backend.hpp>
+#include <mobilenet/distributed/detail/distributed_launch.hpp>
 
 #include <torch/torch.h>
 

@@ -11,9 +11,9 @@
 /// \endcode
 
 #include <mobilenet/data/image.hpp>
-#include <mobilenet/data/transforms.hpp>
+#include <mobilenet/data/presets.hpp>
 #include <mobilenet/models/factory.hpp>
-#include <mobilenet/models/inference.hpp>
+#include <mobilenet/models/prepare.hpp>
 #include <mobilenet/train/checkpoint.hpp>
 
 #include <torch/torch.h>
@@ -26,13 +26,6 @@
 #include <vector>
 
 namespace mobilenet {
-
-/// The transform a model of `spec` was evaluated with: the whole image resized to
-/// image_size x image_size ("squish", the multi-label default) or the ImageNet resize +
-/// center crop ("center"), normalized when the spec says so.
-inline Transform eval_transform_for(const ModelSpec& spec) {
-  return eval_transform(spec.image_size(), parse_eval_crop(spec.eval_resize()), spec.normalize());
-}
 
 /// One class that passed its threshold.
 struct PredictedLabel {

@@ -39,7 +39,7 @@
 ///   (ML-GCN: NaN).
 /// Images without positive targets count like any other (their predictions are false positives).
 
-#include <mobilenet/detail/metrics_sort.hpp>
+#include <mobilenet/metrics/detail/metrics_sort.hpp>
 
 #include <Eigen/Core>
 

@@ -53,9 +53,49 @@ struct ModelSpec {
 
 };
 
-/// One of our classifiers behind a single type: forward() gives logits, module() the
-/// torch::nn::Module (parameters, train/eval, to(), save/load), features() the block list
-/// (freezing). Built by make_model, or from a model holder directly:
+/// What every classifier of this library is, whatever its architecture: logits from
+/// forward(), the torch::nn::Module (parameters, train/eval, to(), save/load), and the
+/// `features` and `classifier` Sequentials (freezing, inference). Classifier holds one, as
+/// a TORCH_MODULE holder holds its Impl.
+class ClassifierImpl {
+ public:
+  virtual ~ClassifierImpl() = default;
+  /// Logits, N x num_classes.
+  virtual torch::Tensor forward(const torch::Tensor& images) = 0;
+  /// The model as a module.
+  virtual const std::shared_ptr<torch::nn::Module>& module_ptr() const = 0;
+  virtual torch::nn::Sequential& features() = 0;
+  virtual torch::nn::Sequential& classifier() = 0;
+  /// A deep copy (parameters and buffers copied).
+  virtual std::shared_ptr<ClassifierImpl> clone() const = 0;
+};
+
+namespace detail {
+
+// ClassifierImpl over a model holder (MobileNetV2, MobileNetV1).
+template <typename Holder>
+class HeldClassifier final : public ClassifierImpl {
+ public:
+  explicit HeldClassifier(Holder model) : model_(std::move(model)), module_(model_.ptr()) {}
+  torch::Tensor forward(const torch::Tensor& images) override { return model_->forward(images); }
+  const std::shared_ptr<torch::nn::Module>& module_ptr() const override { return module_; }
+  torch::nn::Sequential& features() override { return model_->features; }
+  torch::nn::Sequential& classifier() override { return model_->classifier; }
+  std::shared_ptr<ClassifierImpl> clone() const override {
+    using Impl = typename Holder::ContainedType;
+    return std::make_shared<HeldClassifier>(Holder(std::dynamic_pointer_cast<Impl>(model_->clone())));
+  }
+
+ private:
+  Holder model_;
+  std::shared_ptr<torch::nn::Module> module_;
+};
+
+}  // namespace detail
+
+/// One of our classifiers behind a single type (a holder of a ClassifierImpl): forward()
+/// gives logits, module() the torch::nn::Module, features() the block list. Built by
+/// make_model, or from a model holder directly:
 /// `Classifier net = MobileNetV2(MobileNetV2Options().num_classes(6));`
 class Classifier {
  public:
@@ -63,7 +103,9 @@ class Classifier {
   /// Wraps a MobileNetV2 / MobileNetV1 holder (anything with `features` and forward(Tensor)).
   template <typename Holder, typename = decltype(std::declval<Holder>()->features)>
   Classifier(Holder model)  // NOLINT: implicit on purpose, a holder *is* a classifier
-      : net_(model), module_(model.ptr()), features_(model->features), classifier_(model->classifier) {}
+      : impl_(std::make_shared<detail::HeldClassifier<Holder>>(std::move(model))) {}
+  /// Holds `impl` (another architecture implementing ClassifierImpl).
+  explicit Classifier(std::shared_ptr<ClassifierImpl> impl) : impl_(std::move(impl)) {}
 
   /// Wraps a module that is one of our architectures but held as a plain Module (a clone).
   static Classifier from_module(const std::shared_ptr<torch::nn::Module>& module) {
@@ -73,34 +115,28 @@ class Classifier {
                 " is not a MobileNetV2 or MobileNetV1");
   }
 
-  torch::Tensor forward(const torch::Tensor& images) { return net_.forward<torch::Tensor>(images); }
+  torch::Tensor forward(const torch::Tensor& images) { return impl().forward(images); }
   torch::Tensor operator()(const torch::Tensor& images) { return forward(images); }
-  /// Holder-style access (`model->forward(x)`), so code written for MobileNetV2 holders, such
-  /// as train_step(), takes a Classifier too.
-  Classifier* operator->() { return this; }
-  torch::nn::Module& module() const { return *module_; }
-  const std::shared_ptr<torch::nn::Module>& ptr() const { return module_; }
-  torch::nn::Sequential& features() { return features_; }
-  torch::nn::Sequential& classifier() { return classifier_; }
-  bool defined() const { return module_ != nullptr; }
-  /// A deep copy (parameters and buffers copied), e.g. for an EMA of the weights.
-  Classifier clone() const {
-    Classifier c;
-    c.net_ = net_.clone();
-    c.module_ = c.net_.ptr();
-    for (const auto& child : c.module_->named_children()) {
-      auto seq = torch::nn::Sequential(std::dynamic_pointer_cast<torch::nn::SequentialImpl>(child.value()));
-      if (child.key() == "features") c.features_ = seq;
-      if (child.key() == "classifier") c.classifier_ = seq;
-    }
-    return c;
+  /// The held implementation (`model->forward(x)`), as LibTorch's module holders give it, so
+  /// code written for MobileNetV2 holders, such as train_step(), takes a Classifier too.
+  ClassifierImpl* operator->() { return &impl(); }
+  torch::nn::Module& module() const { return *ptr(); }
+  const std::shared_ptr<torch::nn::Module>& ptr() const {
+    static const std::shared_ptr<torch::nn::Module> kNone;
+    return impl_ ? impl_->module_ptr() : kNone;
   }
+  torch::nn::Sequential& features() { return impl().features(); }
+  torch::nn::Sequential& classifier() { return impl().classifier(); }
+  bool defined() const { return impl_ != nullptr; }
+  /// A deep copy (parameters and buffers copied), e.g. for an EMA of the weights.
+  Classifier clone() const { return Classifier(impl_ ? impl_->clone() : nullptr); }
 
  private:
-  torch::nn::AnyModule net_;
-  std::shared_ptr<torch::nn::Module> module_;
-  torch::nn::Sequential features_{nullptr};
-  torch::nn::Sequential classifier_{nullptr};
+  ClassifierImpl& impl() const {
+    TORCH_CHECK(impl_, "Classifier: empty (default-constructed) classifier");
+    return *impl_;
+  }
+  std::shared_ptr<ClassifierImpl> impl_;
 };
 
 /// Builds the model `spec` describes, initialized by `init` (see init.hpp), with `norm` as

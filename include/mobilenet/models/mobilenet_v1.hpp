@@ -2,10 +2,11 @@
 /// \file mobilenet_v1.hpp
 /// MobileNetV1 (Howard et al., 2017): stem conv + 13 depthwise-separable blocks + pool + FC.
 
+#include <mobilenet/models/detail/dilation.hpp>
+#include <mobilenet/models/detail/head.hpp>
 #include <mobilenet/nn/conv_bn_act.hpp>
 #include <mobilenet/nn/depthwise_separable.hpp>
-#include <mobilenet/detail/dilation.hpp>
-#include <mobilenet/detail/forward_recorder.hpp>
+#include <mobilenet/nn/forward_recorder.hpp>
 #include <mobilenet/nn/init.hpp>
 #include <mobilenet/nn/norm_layer.hpp>
 
@@ -79,7 +80,7 @@ class MobileNetV1Impl : public torch::nn::Cloneable<MobileNetV1Impl> {
     init_model(*this, InitPolicy::torchvision());
   }
 
-  torch::Tensor forward_features(torch::Tensor x) { return detail::call(features, std::move(x)); }
+  torch::Tensor forward_features(torch::Tensor x) { return forward_recorded(features, std::move(x)); }
 
   torch::Tensor forward(torch::Tensor x) {
     return detail::pool_and_classify(forward_features(std::move(x)), classifier);

@@ -2,9 +2,10 @@
 /// \file mobilenet_v2.hpp
 /// MobileNetV2 (Sandler et al., 2018) with torchvision's layout and an output-stride option.
 
+#include <mobilenet/models/detail/dilation.hpp>
+#include <mobilenet/models/detail/head.hpp>
 #include <mobilenet/nn/conv_bn_act.hpp>
-#include <mobilenet/detail/dilation.hpp>
-#include <mobilenet/detail/forward_recorder.hpp>
+#include <mobilenet/nn/forward_recorder.hpp>
 #include <mobilenet/nn/init.hpp>
 #include <mobilenet/nn/inverted_residual.hpp>
 #include <mobilenet/nn/norm_layer.hpp>
@@ -99,7 +100,7 @@ class MobileNetV2Impl : public torch::nn::Cloneable<MobileNetV2Impl> {
   }
 
   /// Backbone output: N x last_channel x H/output_stride x W/output_stride.
-  torch::Tensor forward_features(torch::Tensor x) { return detail::call(features, std::move(x)); }
+  torch::Tensor forward_features(torch::Tensor x) { return forward_recorded(features, std::move(x)); }
 
   /// Logits, N x num_classes (no sigmoid: losses take logits).
   torch::Tensor forward(torch::Tensor x) {

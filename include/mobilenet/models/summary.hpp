@@ -3,8 +3,8 @@
 /// A torchsummary-style table: one row per layer with output shape and parameter count,
 /// then the totals and memory estimates.
 
-#include <mobilenet/detail/forward_recorder.hpp>
-#include <mobilenet/detail/sequential_like.hpp>
+#include <mobilenet/nn/forward_recorder.hpp>
+#include <mobilenet/nn/sequential_like.hpp>
 
 #include <torch/torch.h>
 
@@ -113,8 +113,8 @@ class RecorderGuard {
 /// Runs one forward pass of `model` (in eval mode, without gradients, on a zero input of
 /// shape {1, input_shape...} on the model's device) and summarizes it.
 ///
-/// Rows come from modules our code calls through detail::call: every block and model of this
-/// library and everything inside a torch::nn::Sequential. Totals always count all parameters.
+/// Rows come from modules our code calls through forward_recorded(): every block and model of
+/// this library and everything inside a torch::nn::Sequential. Totals always count all parameters.
 /// The forward/backward estimate is torchsummary's: per-sample elements of every row's output
 /// x 4 bytes x 2 (activations kept for backward, plus their gradients).
 /// Example: `std::cout << summarize(*model, {3, 256, 256}).to_string();`

@@ -3,7 +3,7 @@
 /// state_dicts shared with Python: read what `torch.save(dict(model.state_dict()), path)`
 /// writes, and write files `model.load_state_dict(torch.load(path))` accepts.
 
-#include <mobilenet/detail/atomic_file.hpp>
+#include <mobilenet/io/atomic_file.hpp>
 
 #include <torch/torch.h>
 
@@ -151,7 +151,7 @@ inline void save_weights(const torch::nn::Module& module, const std::string& pat
   }
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   // Checked writes, fsync, atomic rename; a full disk throws and leaves no temporary.
-  detail::write_file_atomically(path, std::string_view(bytes.data(), bytes.size()));
+  write_file_atomically(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 }  // namespace mobilenet

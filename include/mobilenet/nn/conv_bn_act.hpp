@@ -3,9 +3,9 @@
 /// Conv2d (no bias) + norm + optional activation: the unit every MobileNet is built from.
 
 #include <mobilenet/nn/activation.hpp>
+#include <mobilenet/nn/forward_recorder.hpp>
 #include <mobilenet/nn/norm_layer.hpp>
-#include <mobilenet/detail/forward_recorder.hpp>
-#include <mobilenet/detail/sequential_like.hpp>
+#include <mobilenet/nn/sequential_like.hpp>
 
 #include <torch/torch.h>
 
@@ -73,7 +73,7 @@ inline void check_conv_bn_act(const ConvBnActOptions& o) {
 /// `ConvBnAct<ReLU6, torch::nn::AnyModule> b(ConvBnActOptions(3, 32).norm_layer(layer));`
 template <typename Activation = ReLU6, typename Norm = torch::nn::BatchNorm2d>
 class ConvBnActImpl : public torch::nn::Cloneable<ConvBnActImpl<Activation, Norm>>,
-                      public detail::SequentialLike {
+                      public SequentialLike {
  public:
   explicit ConvBnActImpl(ConvBnActOptions options) : options(std::move(options)) { reset(); }
 
@@ -96,9 +96,9 @@ class ConvBnActImpl : public torch::nn::Cloneable<ConvBnActImpl<Activation, Norm
   }
 
   torch::Tensor forward(torch::Tensor x) {
-    x = detail::call(norm, detail::call(conv, std::move(x)));
+    x = forward_recorded(norm, forward_recorded(conv, std::move(x)));
     if constexpr (!std::is_same_v<Activation, NoActivation>) {
-      x = detail::call(activation, std::move(x));
+      x = forward_recorded(activation, std::move(x));
     }
     return x;
   }

@@ -30,7 +30,7 @@ struct DepthwiseSeparableOptions {
 template <typename Activation = ReLU, typename Norm = torch::nn::BatchNorm2d>
 class DepthwiseSeparableImpl
     : public torch::nn::Cloneable<DepthwiseSeparableImpl<Activation, Norm>>,
-      public detail::SequentialLike {
+      public SequentialLike {
  public:
   explicit DepthwiseSeparableImpl(DepthwiseSeparableOptions options)
       : options(std::move(options)) {
@@ -61,7 +61,7 @@ class DepthwiseSeparableImpl
   }
 
   torch::Tensor forward(torch::Tensor x) {
-    return detail::call(pointwise, detail::call(depthwise, std::move(x)));
+    return forward_recorded(pointwise, forward_recorded(depthwise, std::move(x)));
   }
 
   void pretty_print(std::ostream& stream) const override {

@@ -81,9 +81,9 @@ class InvertedResidualImpl
 
   torch::Tensor forward(torch::Tensor x) {
     if (options.use_residual()) {
-      return x + detail::call(conv, x);
+      return x + forward_recorded(conv, x);
     }
-    return detail::call(conv, std::move(x));
+    return forward_recorded(conv, std::move(x));
   }
 
   void pretty_print(std::ostream& stream) const override {

@@ -15,7 +15,8 @@
 /// - shape, dtype or device mismatches throw c10::Error naming both shapes;
 /// - loss and gradients stay finite for |logit| <= 100.
 
-#include <mobilenet/detail/losses_common.hpp>
+#include <mobilenet/nn/detail/losses_common.hpp>
+#include <mobilenet/nn/reduction.hpp>
 
 #include <torch/torch.h>
 
@@ -280,17 +281,41 @@ TORCH_MODULE(SoftF1Loss);
 // ---------------------------------------------------------------------------------------------
 // By name
 
-/// A loss module with default options from its name, for command lines and configs:
-/// "bce", "focal", "asl" or "soft_f1" (macro). Call it as `loss.forward(logits, targets)`.
-/// Throws std::invalid_argument for other names.
+/// Every loss's options, and the name of the one to build: what a command line or a config
+/// describes. Example: `LossOptions("asl").asl(AsymmetricLossOptions().gamma_neg(4))`.
+struct LossOptions {
+  explicit LossOptions(std::string name = "bce") : name_(std::move(name)) {}
+  /// "bce", "focal", "asl" or "soft_f1" (macro). Default "bce".
+  TORCH_ARG(std::string, name);
+  /// Options of each loss; only the named one is used.
+  TORCH_ARG(BCEWithLogitsLossOptions, bce);
+  TORCH_ARG(SigmoidFocalLossOptions, focal);
+  TORCH_ARG(AsymmetricLossOptions, asl);
+  TORCH_ARG(SoftF1LossOptions, soft_f1);
+};
+
+/// The loss module `options` names, built with its options. Call it as
+/// `loss.forward(logits, targets)`. Throws std::invalid_argument for an unknown name.
+inline torch::nn::AnyModule make_loss(const LossOptions& options) {
+  using torch::nn::AnyModule;
+  const std::string& name = options.name();
+  if (name == "bce") return AnyModule(BCEWithLogitsLoss(options.bce()));
+  if (name == "focal") return AnyModule(SigmoidFocalLoss(options.focal()));
+  if (name == "asl") return AnyModule(AsymmetricLoss(options.asl()));
+  if (name == "soft_f1") return AnyModule(SoftF1Loss(options.soft_f1()));
+  throw std::invalid_argument("unknown loss '" + name + "' (expected bce, focal, asl or soft_f1)");
+}
+
+/// A loss module with default options from its name and `reduction`.
+/// Example: `auto loss = make_loss("asl"); loss.forward(logits, targets);`.
 inline torch::nn::AnyModule make_loss(const std::string& name,
                                      Reduction reduction = Reduction::mean) {
-  using torch::nn::AnyModule;
-  if (name == "bce") return AnyModule(BCEWithLogitsLoss(BCEWithLogitsLossOptions().reduction(reduction)));
-  if (name == "focal") return AnyModule(SigmoidFocalLoss(SigmoidFocalLossOptions().reduction(reduction)));
-  if (name == "asl") return AnyModule(AsymmetricLoss(AsymmetricLossOptions().reduction(reduction)));
-  if (name == "soft_f1") return AnyModule(SoftF1Loss(SoftF1LossOptions().reduction(reduction)));
-  throw std::invalid_argument("unknown loss '" + name + "' (expected bce, focal, asl or soft_f1)");
+  LossOptions options(name);
+  options.bce().reduction(reduction);
+  options.focal().reduction(reduction);
+  options.asl().reduction(reduction);
+  options.soft_f1().reduction(reduction);
+  return make_loss(options);
 }
 
 }  // namespace mobilenet

@@ -4,7 +4,7 @@
 /// torchvision's `norm_layer` argument (BatchNorm2d by default, SyncBatchNorm2d for
 /// data-parallel runs, or any module with BatchNorm2d's forward).
 
-#include <mobilenet/detail/forward_recorder.hpp>
+#include <mobilenet/nn/forward_recorder.hpp>
 
 #include <torch/torch.h>
 
@@ -56,16 +56,17 @@ Norm make_norm(const NormLayer& layer, int64_t channels, const char* block) {
   }
 }
 
-/// call() for a type-erased child: runs it and records the output, like the holder overload.
-inline torch::Tensor call(torch::nn::AnyModule& module, torch::Tensor x) {
+}  // namespace detail
+
+/// forward_recorded() for a type-erased child: runs it and records the output, like the
+/// holder overload.
+inline torch::Tensor forward_recorded(torch::nn::AnyModule& module, torch::Tensor x) {
   torch::Tensor y = module.forward<torch::Tensor>(std::move(x));
   if (auto* recorder = active_recorder()) {
     recorder->record(*module.ptr(), y);
   }
   return y;
 }
-
-}  // namespace detail
 
 /// True for a BatchNorm-like module: one with its own `running_mean` and `running_var`
 /// buffers (BatchNorm1d/2d/3d, SyncBatchNorm2d, a NormLayer's module that keeps BatchNorm2d's

@@ -3,8 +3,8 @@
 /// Training checkpoints: model, optimizer, scaler, schedule position, RNG and config, written
 /// atomically; loading refuses a checkpoint made for another architecture or class count.
 
-#include <mobilenet/detail/checksummed_archive.hpp>
 #include <mobilenet/models/factory.hpp>
+#include <mobilenet/train/detail/checksummed_archive.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>

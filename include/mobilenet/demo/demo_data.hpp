@@ -1,7 +1,8 @@
 #pragma once
-/// \file demo.hpp
+/// \file demo/demo_data.hpp
 /// Writes a small synthetic multi-label data set in COCO format: coloured shapes on noisy
 /// backgrounds, JPEG-encoded with TurboJPEG. Used by examples/make_demo_data and the tests.
+/// Component `demo` (link mobilenet::demo): the only part of the library that needs TurboJPEG.
 ///
 /// Layout written under `out`:
 ///   annotations/instances_train.json, annotations/instances_val.json,
@@ -9,6 +10,8 @@
 /// Like COCO: category ids have gaps and are listed out of order, image and annotation ids are
 /// increasing but not contiguous, some images have no annotation at all, and some annotations
 /// are crowds (`iscrowd: 1`, a cluster of small instances with an uncompressed-RLE mask).
+
+#include <mobilenet/data/random.hpp>
 
 #include <torch/arg.h>
 #include <turbojpeg.h>
@@ -79,23 +82,15 @@ struct DemoSplitSummary {
 namespace detail {
 namespace demo {
 
-// Deterministic across standard libraries (std::uniform_*_distribution is not).
+// The data pipeline's generator (data/random.hpp), seeded apart from sample_seed's streams.
 class Rng {
  public:
-  explicit Rng(uint64_t seed) : state_(seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL) {}
-  uint64_t next() {  // splitmix64
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  double uniform(double lo = 0.0, double hi = 1.0) {
-    return lo + (hi - lo) * static_cast<double>(next() >> 11) * 0x1.0p-53;
-  }
-  int64_t below(int64_t n) { return static_cast<int64_t>(next() % static_cast<uint64_t>(n)); }
+  explicit Rng(uint64_t seed) : rng_(seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL) {}
+  double uniform(double lo = 0.0, double hi = 1.0) { return rng_.uniform(lo, hi); }
+  int64_t below(int64_t n) { return rng_.randint(0, n); }
 
  private:
-  uint64_t state_;
+  SampleRng rng_;
 };
 
 constexpr double kPi = 3.14159265358979323846;

@@ -1,8 +1,8 @@
 #pragma once
-/// \file distributed_launch.hpp
+/// \file distributed/detail/distributed_launch.hpp
 /// POSIX process plumbing for mobilenet::launch_local: free ports, spawning ranks, reaping.
 
-#include <mobilenet/detail/distributed_backend.hpp>
+#include <mobilenet/distributed/detail/distributed_backend.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

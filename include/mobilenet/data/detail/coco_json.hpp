@@ -1,7 +1,9 @@
 #pragma once
-/// \file coco_json.hpp
+/// \file data/detail/coco_json.hpp
 /// Small helpers over simdjson's On-Demand API shared by the COCO and label-map parsers:
 /// typed field reads whose errors name the file, the entry and the field.
+
+#include <mobilenet/data/coco_error.hpp>
 
 #include <simdjson.h>
 
@@ -20,21 +22,6 @@
 #include <string_view>
 
 namespace mobilenet {
-
-/// Bad annotation or mapping input: malformed JSON, a missing or mistyped field, an unknown or
-/// duplicate id. `what()` starts with the file name; `file()` returns it alone.
-/// Example: `catch (const mobilenet::CocoError& e) { std::cerr << e.what(); }`.
-class CocoError : public std::runtime_error {
- public:
-  CocoError(const std::string& file, const std::string& message)
-      : std::runtime_error(file + ": " + message), file_(file) {}
-  /// The annotation (or mapping) file the error is about.
-  const std::string& file() const noexcept { return file_; }
-
- private:
-  std::string file_;
-};
-
 namespace detail {
 
 namespace od = simdjson::ondemand;

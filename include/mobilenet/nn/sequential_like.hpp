@@ -1,8 +1,8 @@
 #pragma once
-/// \file detail/sequential_like.hpp
+/// \file nn/sequential_like.hpp
 /// Marks our blocks that torchvision implements as nn.Sequential subclasses.
 
-namespace mobilenet::detail {
+namespace mobilenet {
 
 /// torchvision's Conv2dNormActivation is an nn.Sequential; tools that treat Sequentials as
 /// mere containers (torchsummary's table, see summary.hpp) must treat ours the same way.
@@ -10,4 +10,4 @@ struct SequentialLike {
   virtual ~SequentialLike() = default;
 };
 
-}  // namespace mobilenet::detail
+}  // namespace mobilenet

@@ -1,7 +1,9 @@
 #pragma once
-/// \file distributed_backend.hpp
+/// \file distributed/detail/distributed_backend.hpp
 /// c10d plumbing behind mobilenet/distributed/: which backends this LibTorch build has,
 /// a type-erased process group, environment parsing and error text.
+
+#include <mobilenet/distributed/error.hpp>
 
 #include <torch/torch.h>
 
@@ -48,15 +50,6 @@
 #endif
 
 namespace mobilenet {
-
-/// Thrown when distributed setup or a collective fails: bad environment variables, a
-/// rendezvous that times out, or a peer rank that died or hung past the timeout. A process
-/// group that threw is broken; the process should exit (non-zero).
-class DistributedError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 namespace detail {
 
 /// Concatenates its arguments with operator<<.

@@ -1,5 +1,5 @@
 #pragma once
-/// \file image_resample.hpp
+/// \file data/detail/image_resample.hpp
 /// Antialiased bilinear resampling of uint8 RGB images with PIL's semantics.
 ///
 /// PIL (and torchvision on PIL images) resizes with a triangle filter whose support grows
@@ -9,6 +9,8 @@
 /// The source is a floating-point box, so one resampling serves resize, crop-then-resize and
 /// resize-then-crop. On x86 CPUs with AVX2 (detected at run time) both passes use AVX2
 /// integer code that adds the same products, so its bytes are the scalar code's.
+
+#include <mobilenet/data/geometry.hpp>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -24,10 +26,8 @@
 namespace mobilenet {
 namespace detail {
 
-/// A source rectangle in pixel coordinates (x to the right, y down), edges not centres.
-struct ResampleBox {
-  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-};
+/// A source rectangle in pixel coordinates (the public ImageBox).
+using ResampleBox = ImageBox;
 
 /// An integer pixel rectangle [x0, x1) x [y0, y1).
 struct PixelRect {

@@ -1,10 +1,10 @@
 #pragma once
-/// \file augment.hpp
-/// Training augmentations on uint8 HWC RGB images: Cutout and RandAugment.
+/// \file data/transforms/randaugment.hpp
+/// RandAugment on uint8 HWC RGB images (Cutout is in cutout.hpp).
 ///
-/// They run inside `Transform` after the resampling and before flip, jitter and
-/// normalisation (Transform::cutout, Transform::randaugment), on the output-sized uint8
-/// image, so each op is a single pass over size x size pixels.
+/// It runs inside `Transform` after the resampling and Cutout and before flip, jitter and
+/// normalisation (Transform::randaugment), on the output-sized uint8 image, so each op is a
+/// single pass over size x size pixels.
 ///
 /// Every op follows torchvision.transforms.functional on uint8 tensors (the same float32
 /// arithmetic, truncation and rounding), so a Python reference gets the same pixels; the
@@ -16,10 +16,13 @@
 ///
 /// Example:
 /// ```
-/// auto t = mobilenet::multilabel_train_transform(224)
+/// auto t = mobilenet::train_transform(224)
 ///              .cutout(mobilenet::CutoutOptions().size(0.5))
 ///              .randaugment(mobilenet::RandAugmentOptions(2, 9));
 /// ```
+
+#include <mobilenet/data/detail/check_image.hpp>
+#include <mobilenet/data/transforms/normalize.hpp>
 
 #include <torch/torch.h>
 
@@ -32,66 +35,6 @@
 
 namespace mobilenet {
 
-/// An RGB colour in uint8 levels.
-using Rgb = std::array<uint8_t, 3>;
-
-/// ImageNet's mean colour in uint8 levels, round(255 * kImageNetMean): zero after
-/// ImageNet normalisation.
-constexpr Rgb kImageNetMeanRgb = {124, 116, 104};
-
-// ---------------------------------------------------------------------------------------
-// Cutout
-
-/// What Cutout paints into its rectangles.
-enum class CutoutFill {
-  random_color,  ///< one uniformly random colour per rectangle (Alibaba-MIIL/ASL's CutoutPIL)
-  mean,          ///< kImageNetMeanRgb, zero after ImageNet normalisation
-  noise,         ///< an independent uniform random level per pixel and channel
-};
-
-/// Cutout: `count` rectangles of round(size * height) x round(size * width) pixels, each
-/// centred on a uniformly random pixel and clipped at the image border (so a rectangle
-/// near the border is smaller), applied to a sample with probability p.
-/// Example: `CutoutOptions().size(0.5).fill(CutoutFill::mean)` (ASL: size 0.5, random colour).
-struct CutoutOptions {
-  /// Rectangle side as a fraction of the image side, in (0, 1]. Default 0.5.
-  TORCH_ARG(double, size) = 0.5;
-  /// Rectangles per image, >= 1. Default 1.
-  TORCH_ARG(int64_t, count) = 1;
-  /// Probability that a sample gets its rectangles, in [0, 1]. Default 1.
-  TORCH_ARG(double, p) = 1.0;
-  /// Fill of the rectangles. Default CutoutFill::random_color.
-  TORCH_ARG(CutoutFill, fill) = CutoutFill::random_color;
-};
-
-/// "random_color", "mean" or "noise".
-inline const char* to_string(CutoutFill f) {
-  switch (f) {
-    case CutoutFill::random_color: return "random_color";
-    case CutoutFill::mean: return "mean";
-    case CutoutFill::noise: return "noise";
-  }
-  return "?";
-}
-
-/// Inverse of to_string(CutoutFill); throws c10::Error naming the value otherwise.
-inline CutoutFill parse_cutout_fill(const std::string& name) {
-  if (name == "random_color") return CutoutFill::random_color;
-  if (name == "mean") return CutoutFill::mean;
-  TORCH_CHECK(name == "noise", "cutout fill must be 'random_color', 'mean' or 'noise', got '",
-              name, "'");
-  return CutoutFill::noise;
-}
-
-/// Throws c10::Error naming the option and its value when `o` is out of range.
-inline void check_cutout_options(const CutoutOptions& o) {
-  TORCH_CHECK(o.size() > 0 && o.size() <= 1, "cutout: size must be in (0, 1], got ", o.size());
-  TORCH_CHECK(o.count() >= 1, "cutout: count must be >= 1, got ", o.count());
-  TORCH_CHECK(o.p() >= 0 && o.p() <= 1, "cutout: p must be in [0, 1], got ", o.p());
-}
-
-// ---------------------------------------------------------------------------------------
-// RandAugment
 
 /// The RandAugment operations, in torchvision's order.
 enum class AugmentOp {
@@ -513,36 +456,6 @@ inline void apply_augment_op_u8(uint8_t* img, int64_t h, int64_t w, AugmentOp op
 }
 
 template <class Rng>
-void cutout_u8(uint8_t* img, int64_t h, int64_t w, const CutoutOptions& o, Rng& rng) {
-  if (!(rng.uniform(0, 1) < o.p())) return;
-  // Rounded like ASL's int(size * side + 0.5).
-  const int64_t ch = std::max<int64_t>(1, int64_t(std::floor(o.size() * double(h) + 0.5)));
-  const int64_t cw = std::max<int64_t>(1, int64_t(std::floor(o.size() * double(w) + 0.5)));
-  for (int64_t r = 0; r < o.count(); ++r) {
-    const int64_t yc = rng.randint(0, h), xc = rng.randint(0, w);
-    const int64_t y0 = std::max<int64_t>(0, yc - ch / 2), y1 = std::min(h, yc - ch / 2 + ch);
-    const int64_t x0 = std::max<int64_t>(0, xc - cw / 2), x1 = std::min(w, xc - cw / 2 + cw);
-    Rgb color = kImageNetMeanRgb;
-    if (o.fill() == CutoutFill::random_color)
-      for (auto& v : color) v = uint8_t(rng.randint(0, 256));
-    for (int64_t y = y0; y < y1; ++y)
-      for (int64_t x = x0; x < x1; ++x) {
-        uint8_t* p = img + (y * w + x) * 3;
-        if (o.fill() == CutoutFill::noise) {
-          const uint64_t bits = rng.next();  // three levels from one draw
-          p[0] = uint8_t(bits);
-          p[1] = uint8_t(bits >> 8);
-          p[2] = uint8_t(bits >> 16);
-        } else {
-          p[0] = color[0];
-          p[1] = color[1];
-          p[2] = color[2];
-        }
-      }
-  }
-}
-
-template <class Rng>
 void randaugment_u8(uint8_t* img, int64_t h, int64_t w, const RandAugmentOptions& o, Rng& rng) {
   if (!(rng.uniform(0, 1) < o.p())) return;
   for (int64_t k = 0; k < o.num_ops(); ++k) {
@@ -554,11 +467,6 @@ void randaugment_u8(uint8_t* img, int64_t h, int64_t w, const RandAugmentOptions
   }
 }
 
-inline void check_image_u8(const torch::Tensor& image, const char* who) {
-  TORCH_CHECK(image.dim() == 3 && image.size(2) == 3 && image.scalar_type() == torch::kUInt8,
-              who, ": expected a uint8 HxWx3 image, got ", image.sizes(), " ",
-              image.scalar_type());
-}
 
 }  // namespace detail
 
@@ -578,16 +486,6 @@ inline torch::Tensor augment_op(const torch::Tensor& image, AugmentOp op, double
   torch::Tensor out = image.contiguous().clone();
   detail::apply_augment_op_u8(out.data_ptr<uint8_t>(), out.size(0), out.size(1), op, magnitude,
                               interpolation, fill);
-  return out;
-}
-
-/// Cutout on a copy of a uint8 HxWx3 image, drawing from `rng` (e.g. SampleRng).
-template <class Rng>
-torch::Tensor cutout(const torch::Tensor& image, const CutoutOptions& options, Rng& rng) {
-  detail::check_image_u8(image, "cutout");
-  check_cutout_options(options);
-  torch::Tensor out = image.contiguous().clone();
-  detail::cutout_u8(out.data_ptr<uint8_t>(), out.size(0), out.size(1), options, rng);
   return out;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-/// \file detail/atomic_file.hpp
+/// \file io/atomic_file.hpp
 /// Whole-file writes that a crash, a full disk or a power cut can never leave half done, and
 /// whole-file reads that refuse what is not a regular file. POSIX only.
 
@@ -15,11 +15,14 @@
 #include <string_view>
 #include <system_error>
 
-namespace mobilenet::detail {
+namespace mobilenet {
+namespace detail {
 
 /// The system's text for an errno value ("No space left on device"); thread-safe, unlike
 /// strerror.
 inline std::string errno_text(int err) { return std::system_category().message(err); }
+
+}  // namespace detail
 
 /// Replaces `path` with `bytes` so that readers, and the disk after a power cut, see either
 /// the old file or the new one: writes `path`.tmp with checked writes, fsyncs it, renames it
@@ -29,12 +32,12 @@ inline void write_file_atomically(const std::string& path, std::string_view byte
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   TORCH_CHECK(fd >= 0, "cannot write '", path, "': cannot create '", tmp, "': ",
-              errno_text(errno));
+              detail::errno_text(errno));
   auto fail = [&](const char* step, int err) {
     if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
     TORCH_CHECK(false, "cannot write '", path, "': ", step, " '", tmp, "' failed: ",
-                errno_text(err), " (the previous '", path, "', if any, is unchanged)");
+                detail::errno_text(err), " (the previous '", path, "', if any, is unchanged)");
   };
   for (size_t done = 0; done < bytes.size();) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -62,7 +65,7 @@ inline void write_file_atomically(const std::string& path, std::string_view byte
     const int err = errno;
     ::close(dfd);
     TORCH_CHECK(synced == 0 || err == EINVAL || err == ENOTSUP, "wrote '", path,
-                "' but flushing its folder '", dir, "' failed: ", errno_text(err));
+                "' but flushing its folder '", dir, "' failed: ", detail::errno_text(err));
   }
 }
 
@@ -71,21 +74,21 @@ inline void write_file_atomically(const std::string& path, std::string_view byte
 inline std::string read_file_checked(const std::string& path) {
   // O_NONBLOCK: opening a FIFO with no writer must not block; it is refused below.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  TORCH_CHECK(fd >= 0, "cannot read '", path, "': ", errno_text(errno));
+  TORCH_CHECK(fd >= 0, "cannot read '", path, "': ", detail::errno_text(errno));
   std::string bytes;
   auto fail = [&](const std::string& why) {
     ::close(fd);
     TORCH_CHECK(false, "cannot read '", path, "': ", why);
   };
   struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(errno_text(errno));
+  if (::fstat(fd, &st) != 0) fail(detail::errno_text(errno));
   if (!S_ISREG(st.st_mode)) fail("not a regular file");
   bytes.resize(size_t(st.st_size));
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(errno_text(errno));
+    if (n < 0) fail(detail::errno_text(errno));
     if (n == 0) break;  // shrank while we read: keep what is there, the caller checks it
     done += size_t(n);
   }
@@ -94,4 +97,4 @@ inline std::string read_file_checked(const std::string& path) {
   return bytes;
 }
 
-}  // namespace mobilenet::detail
+}  // namespace mobilenet

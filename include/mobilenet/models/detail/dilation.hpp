@@ -1,5 +1,5 @@
 #pragma once
-/// \file detail/dilation.hpp
+/// \file models/detail/dilation.hpp
 /// Turns strides into dilation past a target output stride (the timm / TF-slim rule).
 
 #include <torch/torch.h>

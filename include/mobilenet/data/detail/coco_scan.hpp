@@ -1,5 +1,5 @@
 #pragma once
-/// \file coco_scan.hpp
+/// \file data/detail/coco_scan.hpp
 /// Splits a COCO annotation file into windows that simdjson parses one at a time.
 ///
 /// Why: On-Demand parsing of a whole 450 MB train2017 file first writes one 4-byte structural

@@ -1,5 +1,5 @@
 #pragma once
-/// \file detail/checksummed_archive.hpp
+/// \file train/detail/checksummed_archive.hpp
 /// LibTorch archives on disk with a CRC32 of the whole file, verified before deserializing.
 ///
 /// The archive is a zip (LibTorch's format). The checksum goes in the zip's own comment field,
@@ -13,7 +13,7 @@
 /// the core needs no zlib. A 32-bit CRC detects every burst error up to 32 bits; it guards
 /// against corruption (bad disks, truncated copies), not against a crafted file.
 
-#include <mobilenet/detail/atomic_file.hpp>
+#include <mobilenet/io/atomic_file.hpp>
 
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>

@@ -1,5 +1,5 @@
 #pragma once
-/// \file jpeg_decoder.hpp
+/// \file data/detail/jpeg_decoder.hpp
 /// JPEG decoding through the libjpeg API of libjpeg-turbo: DCT-scaled output, region decoding
 /// (jpeg_crop_scanline / jpeg_skip_scanlines), and errors that never outlive one decode.
 ///
