@@ -3,7 +3,9 @@
 #   core (always):  Torch, Eigen3
 #   data:           simdjson, libjpeg-turbo (libjpeg and TurboJPEG), PNG, Threads
 #   distributed:    Gloo's headers (LibTorch's c10d headers include them), Threads
-# In the build tree every component is found; a consumer finds only the ones it asks for.
+#   onnx:           ONNX (its protobuf classes and checker; Debian: libonnx-dev), Protobuf
+# In the build tree every component is found (onnx only if present: MOBILENET_HAVE_ONNX); a
+# consumer finds only the ones it asks for.
 include(CMakeFindDependencyMacro)
 # Under find_package(mobilenet) a missing dependency makes mobilenet NOT_FOUND naming it; in
 # our own build it is a configure error.
@@ -77,5 +79,26 @@ if("distributed" IN_LIST MOBILENET_COMPONENTS)
       return()
     endif()
     message(FATAL_ERROR "${msg}")
+  endif()
+endif()
+# ONNX's CMake package names protobuf::libprotobuf without finding it: find Protobuf first.
+# Optional in our own build, where its absence only leaves the component out.
+if(DEFINED CMAKE_FIND_PACKAGE_NAME)
+  if("onnx" IN_LIST MOBILENET_COMPONENTS)
+    mobilenet_find_dependency(Protobuf)
+    mobilenet_find_dependency(ONNX CONFIG)
+  endif()
+else()
+  find_package(Protobuf QUIET)
+  if(Protobuf_FOUND)
+    find_package(ONNX CONFIG QUIET)
+  endif()
+  if(Protobuf_FOUND AND ONNX_FOUND AND TARGET onnx AND TARGET onnx_proto)
+    set(MOBILENET_HAVE_ONNX ON)
+    message(STATUS "mobilenet: component onnx (ONNX ${ONNX_VERSION}, protobuf ${Protobuf_VERSION})")
+  else()
+    set(MOBILENET_HAVE_ONNX OFF)
+    message(STATUS "mobilenet: component onnx not built: ONNX's CMake package or Protobuf not found "
+                   "(Debian: libonnx-dev, libprotobuf-dev)")
   endif()
 endif()
