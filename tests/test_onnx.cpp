@@ -3,13 +3,17 @@
 // The references run in tests/python/onnx_reference.py with MOBILENET_PYTHON; where it lacks
 // onnxruntime or torch, those checks are reported as skipped (doctest MESSAGE), never passed.
 #include <doctest/doctest.h>
+#include <mobilenet/data.hpp>  // first: reaches <sys/mman.h>, whose MAP_TYPE clashes with ONNX
 #include <mobilenet/data/transforms.hpp>
 #include <mobilenet/export/onnx.hpp>
 #include <mobilenet/inference/predictor.hpp>
 #include <mobilenet/mobilenet.hpp>
 
+#pragma push_macro("MAP_TYPE")  // as in export/onnx.hpp: <sys/mman.h>'s macro vs ONNX's enum
+#undef MAP_TYPE
 #include <onnx/checker.h>
 #include <onnx/shape_inference/implementation.h>
+#pragma pop_macro("MAP_TYPE")
 
 #include <cerrno>
 #include <cstring>
@@ -206,6 +210,8 @@ TEST_CASE("export_onnx metadata carries class names, thresholds and the eval tra
   export_onnx(model, dir / "bare.onnx");
   meta = metadata(load_proto(dir / "bare.onnx"));
   CHECK(meta["class_names"] == R"(["0", "1", "2"])");
+  CHECK(meta["image_size"] == "224");  // the input size when no spec says otherwise
+  CHECK(meta["input_size"] == "[224, 224]");
 }
 
 TEST_CASE("onnxruntime matches our eval forward within 1e-5: V2 OS32/16/8, widths 0.5 and 1, V1, batch 1 and 7") {

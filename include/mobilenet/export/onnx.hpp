@@ -18,11 +18,17 @@
 #include <mobilenet/train/checkpoint.hpp>
 #include <mobilenet/version.hpp>
 
+// ONNX's defs/parser.h (reached from checker.h and schema.h) has an enum value MAP_TYPE,
+// which <sys/mman.h> defines as a macro: hide it while ONNX's headers are read.
+#pragma push_macro("MAP_TYPE")
+#undef MAP_TYPE
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
+#pragma pop_macro("MAP_TYPE")
 #include <onnx/onnx_pb.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -87,7 +93,9 @@ inline torch::nn::Sequential onnx_child(const Classifier& model, const std::stri
 inline std::vector<std::pair<std::string, std::string>> onnx_metadata(
     const ExportOptions& o, const std::string& arch, int64_t classes, int64_t height,
     int64_t width, const std::vector<float>& thresholds) {
-  const ModelSpec spec = o.spec().value_or(ModelSpec().arch(arch).num_classes(classes));
+  // Without a spec, the default one's transform at the exported input size.
+  const ModelSpec spec =
+      o.spec().value_or(ModelSpec().arch(arch).num_classes(classes).image_size(std::max(height, width)));
   std::vector<std::string> names = spec.class_names();
   if (names.empty()) {
     for (int64_t k = 0; k < classes; ++k) names.push_back(std::to_string(k));
