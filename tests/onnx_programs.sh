@@ -16,8 +16,12 @@ data=$tmp/data
 [[ -s $tmp/coco.onnx ]] || fail "coco_train --export-onnx wrote no file"
 "$build/examples/export_onnx/export_onnx" "$tmp/run/best.pt" "$tmp/model.onnx" --probabilities --float16
 check="$source/tests/python/onnx_reference.py"
-"$python" "$check" check "$tmp/coco.onnx" | grep -q "output logits batchx" || fail "coco.onnx: checker"
-"$python" "$check" check "$tmp/model.onnx" | grep -q "output probabilities batchx" || fail "model.onnx: checker"
+# Captured first: grep -q would stop reading early, and pipefail would count the writer's
+# broken pipe as a failed check.
+out=$("$python" "$check" check "$tmp/coco.onnx") || fail "coco.onnx: checker"
+grep -q "output logits batchx" <<< "$out" || fail "coco.onnx: no logits output"
+out=$("$python" "$check" check "$tmp/model.onnx") || fail "model.onnx: checker"
+grep -q "output probabilities batchx" <<< "$out" || fail "model.onnx: no probabilities output"
 
 # The deploy snippet, verbatim, on the first validation image (as model.onnx / cat.jpg).
 if ! "$python" -c "import onnxruntime, PIL, numpy" 2>/dev/null; then
