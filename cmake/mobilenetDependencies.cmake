@@ -4,7 +4,9 @@
 #   data:           simdjson, libjpeg-turbo (its libjpeg API), PNG, Threads
 #   demo:           data's, and libjpeg-turbo's TurboJPEG (same package)
 #   distributed:    Gloo's headers (LibTorch's c10d headers include them), Threads
-# In the build tree every component is found; a consumer finds only the ones it asks for.
+#   onnx:           ONNX (its protobuf classes and checker; Debian: libonnx-dev), Protobuf
+# In the build tree every component is found (onnx only if present: MOBILENET_HAVE_ONNX); a
+# consumer finds only the ones it asks for.
 include(CMakeFindDependencyMacro)
 # Under find_package(mobilenet) a missing dependency makes mobilenet NOT_FOUND naming it; in
 # our own build it is a configure error.
@@ -78,5 +80,42 @@ if("distributed" IN_LIST MOBILENET_COMPONENTS)
       return()
     endif()
     message(FATAL_ERROR "${msg}")
+  endif()
+endif()
+# ONNX's CMake package names protobuf::libprotobuf without finding it: find Protobuf first.
+# Optional in our own build, where its absence only leaves the component out.
+if(DEFINED CMAKE_FIND_PACKAGE_NAME)
+  if("onnx" IN_LIST MOBILENET_COMPONENTS)
+    mobilenet_find_dependency(Protobuf)
+    mobilenet_find_dependency(ONNX CONFIG)
+  endif()
+else()
+  # PyPI's LibTorch carries its own protobuf (3.13, its symbols exported from libtorch_cpu)
+  # and its Caffe2Config makes protobuf::libprotobuf a placeholder; Debian's libonnx needs the
+  # system's protobuf, and two protobufs in one process are not safe. Left out there.
+  set(mobilenet_torch_protobuf OFF)
+  if(TARGET protobuf::libprotobuf)
+    get_target_property(mobilenet_protobuf_alias protobuf::libprotobuf ALIASED_TARGET)
+    if(mobilenet_protobuf_alias STREQUAL "dummy")
+      set(mobilenet_torch_protobuf ON)
+    endif()
+  endif()
+  if(NOT mobilenet_torch_protobuf)
+    find_package(Protobuf QUIET)
+  endif()
+  if(Protobuf_FOUND)
+    find_package(ONNX CONFIG QUIET)
+  endif()
+  if(mobilenet_torch_protobuf)
+    set(MOBILENET_HAVE_ONNX OFF)
+    message(STATUS "mobilenet: component onnx not built: this LibTorch bundles its own protobuf "
+                   "(PyPI wheel), which cannot share a process with libonnx's; use Debian's LibTorch")
+  elseif(Protobuf_FOUND AND ONNX_FOUND AND TARGET onnx AND TARGET onnx_proto)
+    set(MOBILENET_HAVE_ONNX ON)
+    message(STATUS "mobilenet: component onnx (ONNX ${ONNX_VERSION}, protobuf ${Protobuf_VERSION})")
+  else()
+    set(MOBILENET_HAVE_ONNX OFF)
+    message(STATUS "mobilenet: component onnx not built: ONNX's CMake package or Protobuf not found "
+                   "(Debian: libonnx-dev, libprotobuf-dev)")
   endif()
 endif()

@@ -6,6 +6,9 @@
 #include <mobilenet/mobilenet.hpp>
 #include <mobilenet/inference.hpp>
 #include <mobilenet/train/trainer.hpp>
+#ifdef MOBILENET_HAVE_ONNX
+#include <mobilenet/export/onnx.hpp>  // --export-onnx
+#endif
 
 #include <CLI/CLI.hpp>
 
@@ -64,6 +67,7 @@ struct Config {
   int64_t max_train_images = 0, max_val_images = 0, nproc = 1;
   int64_t max_image_pixels = mobilenet::DecodeOptions().max_pixels();
   double dist_timeout_s = 300;
+  std::string export_onnx;
 };
 
 // CLI::Range lets NaN through (every comparison with it is false): numbers must be finite.
@@ -166,6 +170,7 @@ void add_flags(CLI::App& app, Config& c) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   opt("--max-train-images", c.max_train_images, "use only the first N training images (0: all)")->check(CLI::NonNegativeNumber);
   opt("--max-val-images", c.max_val_images, "use only the first N validation images (0: all)")->check(CLI::NonNegativeNumber);
+  opt("--export-onnx", c.export_onnx, "after training, export best.pt as ONNX to this file (docs/deploy.md)");
 }
 
 // --recipe asl: what Alibaba-MIIL/ASL's train.py does, for every flag the user did not give.
@@ -265,6 +270,12 @@ int main(int argc, char** argv) {
   add_flags(app, c);
   CLI11_PARSE(app, argc, argv);
   apply_recipe(app, c);
+#ifndef MOBILENET_HAVE_ONNX
+  if (!c.export_onnx.empty()) {  // refused before training, not after it
+    std::cerr << "coco_train: --export-onnx: built without the onnx component (install libonnx-dev)\n";
+    return 1;
+  }
+#endif
   // glibc would mmap each large activation and unmap it after the step, paying page faults to
   // zero it again every step; keeping them on the heap saved 10-18% CPU per training step
   // (benchmarks/README.md). The process keeps its peak memory instead.
@@ -382,6 +393,12 @@ int main(int argc, char** argv) {
     std::cout << (plotted ? "plots: " + c.out + "/{loss,f1,map,per_class_ap}.png\n"
                           : "gnuplot not found: install it and run 'gnuplot " + c.out + "/plots.gp'\n")
               << result.message << "\n";
+#ifdef MOBILENET_HAVE_ONNX
+    if (!c.export_onnx.empty()) {
+      mobilenet::export_onnx_from_checkpoint(c.out + "/best.pt", c.export_onnx);
+      std::cout << "ONNX: " << c.export_onnx << " (best.pt, its thresholds and eval transform)\n";
+    }
+#endif
   } catch (const c10::Error& e) {
     std::cerr << "coco_train: " << e.what_without_backtrace() << "\n";
     return 1;

@@ -12,6 +12,7 @@
 #include <torch/version.h>
 
 #include <memory>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -89,10 +90,17 @@ const T* variant_get_if(const Variant& v) {
 }
 
 /// Appends the nodes equivalent to `m`'s eval forward to `out`. Only modules whose forward is
-/// known are accepted; anything else is an error naming its type, never a silent guess.
+/// known are accepted; anything else is an error naming its type and its path in the model
+/// (`path`, "features.3.conv" style), never a silent guess.
 inline void compile_module(const std::shared_ptr<torch::nn::Module>& m,
-                           std::vector<InferenceNode>& out) {
+                           std::vector<InferenceNode>& out, const std::string& path = "") {
   using InferenceAct = InferenceNode::Act;
+  auto child_path = [&](const std::string& key) { return path.empty() ? key : path + "." + key; };
+  auto compile_children = [&](std::vector<InferenceNode>& to) {
+    for (const auto& child : m->named_children()) {
+      compile_module(child.value(), to, child_path(child.key()));
+    }
+  };
   if (auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(m)) {
     const auto& o = conv->options;
     const auto* pad = detail::variant_get_if<torch::ExpandingArray<2>>(o.padding());
@@ -136,19 +144,34 @@ inline void compile_module(const std::shared_ptr<torch::nn::Module>& m,
     if (branch) {
       InferenceNode n;
       n.kind = InferenceNode::Kind::kResidual;
-      compile_module(branch, n.body);
+      compile_module(branch, n.body, child_path("conv"));  // the block registers it as "conv"
       out.push_back(std::move(n));
     } else {
-      for (const auto& child : m->children()) compile_module(child, out);
+      compile_children(out);
     }
   } else if (std::dynamic_pointer_cast<torch::nn::SequentialImpl>(m) ||
              std::dynamic_pointer_cast<SequentialLike>(m)) {
-    for (const auto& child : m->children()) compile_module(child, out);
+    compile_children(out);
   } else {
     TORCH_CHECK(false, "prepare_for_inference: unsupported module ", m->name(),
-                " (supported: Conv2d, BatchNorm2d, ReLU, ReLU6, Dropout, Identity, Linear, "
+                path.empty() ? "" : " at '" + path + "'", " (supported: Conv2d, BatchNorm2d, ReLU, ReLU6, Dropout, Identity, Linear, "
                 "Sequential, ConvBnAct, DepthwiseSeparable, InvertedResidual)");
   }
+}
+
+/// The steps of `features` -> global average pool -> flatten -> `classifier`, BatchNorm
+/// folded, in the weights' dtype and device; no layout or backend chosen yet. Shared by
+/// prepare_for_inference and the ONNX export, so both run the same folded graph.
+inline std::vector<InferenceNode> compile_classifier(const torch::nn::Sequential& features,
+                                                     const torch::nn::Sequential& classifier) {
+  torch::NoGradGuard no_grad;
+  std::vector<InferenceNode> nodes;
+  compile_module(features.ptr(), nodes, "features");
+  InferenceNode pool;
+  pool.kind = InferenceNode::Kind::kPoolFlatten;
+  nodes.push_back(pool);
+  compile_module(classifier.ptr(), nodes, "classifier");
+  return nodes;
 }
 
 }  // namespace detail

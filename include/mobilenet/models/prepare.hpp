@@ -165,15 +165,7 @@ inline InferenceModel prepare_for_inference(const torch::nn::Sequential& feature
                                             const InferenceOptions& options = {}) {
   TORCH_CHECK(options.measure_runs() >= 1, "prepare_for_inference: measure_runs must be >= 1, got ",
               options.measure_runs());
-  std::vector<InferenceNode> nodes;
-  {
-    torch::NoGradGuard no_grad;
-    detail::compile_module(features.ptr(), nodes);
-    InferenceNode pool;
-    pool.kind = InferenceNode::Kind::kPoolFlatten;
-    nodes.push_back(pool);
-    detail::compile_module(classifier.ptr(), nodes);
-  }
+  std::vector<InferenceNode> nodes = detail::compile_classifier(features, classifier);
   torch::Tensor example = options.example_input();
   const bool cpu = nodes.front().weight.device().is_cpu();
   const bool measure_format = options.memory_format() == InferenceMemoryFormat::kMeasure;
