@@ -6,15 +6,10 @@
 #                 ${BUILD_DIR:-build-torch2}
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-torch=1.13
-if [[ ${1:-} == --torch ]]; then
-  torch=${2:?"--torch needs 1.13 or 2.11"}
-  shift 2
-fi
+source "$root/scripts/torch_flag.sh"  # sets $torch, shifts it off
 case $torch in
   1.13) preset=debian build=${BUILD_DIR:-$root/build} ;;
   2.11) preset=torch2 build=${BUILD_DIR:-$root/build-torch2} ;;
-  *) echo "build: --torch must be 1.13 or 2.11, got '$torch'" >&2; exit 2 ;;
 esac
 cmake -S "$root" -B "$build" --preset "$preset" >/dev/null
 cmake --build "$build" -j "${JOBS:-2}" "$@"

@@ -8,15 +8,7 @@
 #                 The build then uses `cmake --preset torch2`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-torch=1.13
-if [[ ${1:-} == --torch ]]; then
-  torch=${2:?"--torch needs 1.13 or 2.11"}
-  shift 2
-fi
-case $torch in
-  1.13|2.11) ;;
-  *) echo "install_deps: --torch must be 1.13 or 2.11, got '$torch'" >&2; exit 2 ;;
-esac
+source "$root/scripts/torch_flag.sh"  # sets $torch, shifts it off
 
 packages=(
   build-essential cmake ccache ninja-build  # toolchain

@@ -6,11 +6,7 @@
 #                 references from the same wheel in .venv-torch2
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-torch=1.13
-if [[ ${1:-} == --torch ]]; then
-  torch=${2:?"--torch needs 1.13 or 2.11"}
-  shift 2
-fi
+source "$root/scripts/torch_flag.sh"  # sets $torch, shifts it off
 "$root/scripts/install_deps.sh" --torch "$torch"
 "$root/scripts/build.sh" --torch "$torch"
 case $torch in
