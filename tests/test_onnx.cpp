@@ -284,7 +284,11 @@ TEST_CASE("an exported checkpoint agrees with the Predictor on the same preproce
 
 TEST_CASE("torchvision's own torch.onnx export of the same weights agrees through onnxruntime") {
   TempDir dir("onnx-torchvision");
-  for (auto [width, os] : {std::pair<double, int64_t>{1.0, 32}, {0.5, 16}, {1.0, 8}}) {
+  // Plain variables, not a structured binding: CAPTURE takes a reference in a lambda, which
+  // C++17 forbids for bindings (clang rejects it, g++ accepts it).
+  for (const auto& config : {std::pair<double, int64_t>{1.0, 32}, {0.5, 16}, {1.0, 8}}) {
+    const double width = config.first;
+    const int64_t os = config.second;
     CAPTURE(width);
     CAPTURE(os);
     const auto spec = ModelSpec().num_classes(6).width_mult(width).output_stride(os).image_size(64);
