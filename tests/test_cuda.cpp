@@ -269,10 +269,11 @@ TEST_CASE("the predict program on CUDA prints the CPU run's labels and probabili
   const auto gpu = parse_predict_json(run_command(base + "cuda"));
   REQUIRE(cpu.size() == 5 * names.size());
   REQUIRE(gpu.size() == cpu.size());
-  for (const auto& [key, p] : cpu) {
+  for (const auto& entry : cpu) {  // no structured binding: INFO captures it in a lambda
+    const auto& key = entry.first;
     INFO(key);
     REQUIRE(gpu.count(key) == 1);
-    CHECK(gpu.at(key) == doctest::Approx(p).epsilon(5e-3));
+    CHECK(gpu.at(key) == doctest::Approx(entry.second).epsilon(5e-3));
   }
 #endif
 }
