@@ -4,7 +4,7 @@
 #   data:           simdjson, libjpeg-turbo (its libjpeg API), PNG, Threads
 #   demo:           data's, and libjpeg-turbo's TurboJPEG (same package)
 #   distributed:    Gloo's headers (LibTorch's c10d headers include them), Threads
-#   onnx:           ONNX (its protobuf classes and checker; Debian: libonnx-dev), Protobuf
+#   onnx:           nothing for a consumer; our build: protoc, static protobuf, onnx.proto
 # In the build tree every component is found (onnx only if present: MOBILENET_HAVE_ONNX); a
 # consumer finds only the ones it asks for.
 include(CMakeFindDependencyMacro)
@@ -82,40 +82,35 @@ if("distributed" IN_LIST MOBILENET_COMPONENTS)
     message(FATAL_ERROR "${msg}")
   endif()
 endif()
-# ONNX's CMake package names protobuf::libprotobuf without finding it: find Protobuf first.
-# Optional in our own build, where its absence only leaves the component out.
-if(DEFINED CMAKE_FIND_PACKAGE_NAME)
-  if("onnx" IN_LIST MOBILENET_COMPONENTS)
-    mobilenet_find_dependency(Protobuf)
-    mobilenet_find_dependency(ONNX CONFIG)
-  endif()
-else()
-  # PyPI's LibTorch carries its own protobuf (3.13, its symbols exported from libtorch_cpu)
-  # and its Caffe2Config makes protobuf::libprotobuf a placeholder; Debian's libonnx needs the
-  # system's protobuf, and two protobufs in one process are not safe. Left out there.
-  set(mobilenet_torch_protobuf OFF)
-  if(TARGET protobuf::libprotobuf)
-    get_target_property(mobilenet_protobuf_alias protobuf::libprotobuf ALIASED_TARGET)
-    if(mobilenet_protobuf_alias STREQUAL "dummy")
-      set(mobilenet_torch_protobuf ON)
+# Component onnx: an installed consumer needs nothing more (the writer library carries its
+# protobuf inside). Our own build finds what the writer is built from: protoc, the system's
+# static protobuf and its headers, onnx.proto (Debian: protobuf-compiler, libprotobuf-dev,
+# libonnx-dev), zlib. They are searched outside CMAKE_PREFIX_PATH on purpose: a PyPI LibTorch
+# there ships protobuf 3.13 headers and protoc that belong to its own copy.
+if(NOT DEFINED CMAKE_FIND_PACKAGE_NAME)
+  find_program(MOBILENET_PROTOC protoc NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH)
+  find_path(MOBILENET_PROTOBUF_INCLUDE_DIR google/protobuf/message.h NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH)
+  find_library(MOBILENET_PROTOBUF_STATIC NAMES libprotobuf.a NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH)
+  find_file(MOBILENET_ONNX_PROTO onnx/onnx.proto PATH_SUFFIXES include NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH)
+  find_package(ZLIB QUIET)
+  set(MOBILENET_HAVE_ONNX OFF)
+  foreach(what IN ITEMS MOBILENET_PROTOC MOBILENET_PROTOBUF_INCLUDE_DIR MOBILENET_PROTOBUF_STATIC
+                        MOBILENET_ONNX_PROTO)
+    if(NOT ${what})
+      list(APPEND mobilenet_onnx_missing ${what})
     endif()
+  endforeach()
+  if(NOT ZLIB_FOUND)
+    list(APPEND mobilenet_onnx_missing zlib)
   endif()
-  if(NOT mobilenet_torch_protobuf)
-    find_package(Protobuf QUIET)
-  endif()
-  if(Protobuf_FOUND)
-    find_package(ONNX CONFIG QUIET)
-  endif()
-  if(mobilenet_torch_protobuf)
-    set(MOBILENET_HAVE_ONNX OFF)
-    message(STATUS "mobilenet: component onnx not built: this LibTorch bundles its own protobuf "
-                   "(PyPI wheel), which cannot share a process with libonnx's; use Debian's LibTorch")
-  elseif(Protobuf_FOUND AND ONNX_FOUND AND TARGET onnx AND TARGET onnx_proto)
-    set(MOBILENET_HAVE_ONNX ON)
-    message(STATUS "mobilenet: component onnx (ONNX ${ONNX_VERSION}, protobuf ${Protobuf_VERSION})")
+  if(mobilenet_onnx_missing)
+    message(STATUS "mobilenet: component onnx not built: not found: ${mobilenet_onnx_missing} "
+                   "(Debian: protobuf-compiler libprotobuf-dev libonnx-dev zlib1g-dev)")
   else()
-    set(MOBILENET_HAVE_ONNX OFF)
-    message(STATUS "mobilenet: component onnx not built: ONNX's CMake package or Protobuf not found "
-                   "(Debian: libonnx-dev, libprotobuf-dev)")
+    execute_process(COMMAND ${MOBILENET_PROTOC} --version OUTPUT_VARIABLE mobilenet_protoc_version
+                    OUTPUT_STRIP_TRAILING_WHITESPACE)
+    set(MOBILENET_HAVE_ONNX ON)
+    message(STATUS "mobilenet: component onnx (${mobilenet_protoc_version}, ${MOBILENET_ONNX_PROTO}, "
+                   "${MOBILENET_PROTOBUF_STATIC} linked in privately)")
   endif()
 endif()

@@ -17,7 +17,7 @@ packages=(
   libturbojpeg0-dev libjpeg-dev libpng-dev  # image decoding
   libcli11-dev                              # example programs' flags
   libgloo-dev                               # c10d Gloo process group headers (neither stack ships them)
-  libonnx-dev libprotobuf-dev               # ONNX export
+  libonnx-dev libprotobuf-dev protobuf-compiler zlib1g-dev  # ONNX export (onnx.proto, protoc, static protobuf)
   doctest-dev                               # tests
   clang libclang-rt-dev                     # fuzz targets (libFuzzer, ASan)
   python3-venv

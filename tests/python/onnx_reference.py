@@ -10,6 +10,10 @@ can say which checks did not run.
 Usage:
   check MODEL                          onnx.checker (full_check) + strict shape inference;
                                        prints each output's inferred shape
+  describe MODEL OUT                   what the file holds, parsed by onnx, as JSON in OUT:
+                                       ir_version, opset, op counts, inputs and outputs
+                                       with their dims, metadata, initializer data types,
+                                       and the newest opset this onnx knows
   run MODEL IN:SHAPE [IN:SHAPE ...]    onnxruntime on each input; writes IN.<output>.bin
   torchvision OUT WEIGHTS CLASSES OS WIDTH SIZE
                                        torchvision's mobilenet_v2 (dilated to OS, as
@@ -40,6 +44,37 @@ def check(path):
         dims = [d.dim_param or str(d.dim_value) for d in out.type.tensor_type.shape.dim]
         print("output %s %s" % (out.name, "x".join(dims)))
     print("onnx %s: checker and shape inference pass" % onnx.__version__)
+
+
+def describe(path, out):
+    import json
+    import onnx
+    model = onnx.load(path)
+    ops = {}
+    for node in model.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    types = {}
+    for init in model.graph.initializer:
+        name = onnx.TensorProto.DataType.Name(init.data_type)
+        types[name] = types.get(name, 0) + 1
+
+    def values(vs):
+        return [{"name": v.name,
+                 "dims": [d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim]}
+                for v in vs]
+    info = {
+        "ir_version": model.ir_version,
+        "opset": [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")][0],
+        "ops": ops,
+        "inputs": values(model.graph.input),
+        "outputs": values(model.graph.output),
+        "metadata": {p.key: p.value for p in model.metadata_props},
+        "initializer_types": types,
+        "max_opset": onnx.defs.onnx_opset_version(),
+    }
+    with open(out, "w") as f:
+        json.dump(info, f)
+    print("onnx %s: described %s" % (onnx.__version__, path))
 
 
 def run(path, jobs):
@@ -97,6 +132,8 @@ def main(argv):
     cmd = argv[0]
     if cmd == "check":
         check(argv[1])
+    elif cmd == "describe":
+        describe(argv[1], argv[2])
     elif cmd == "run":
         run(argv[1], argv[2:])
     elif cmd == "torchvision":

@@ -3,8 +3,10 @@
 /// ONNX export of our classifiers, from C++: the eval-form model (BatchNorm folded into the
 /// convolutions, ReLU6 as Clip(0, 6)) with a dynamic batch dimension, and in its metadata
 /// everything a deployer needs: class names, per-class thresholds, the eval transform.
-/// Component `onnx`: link mobilenet::onnx (ONNX's protobuf classes and checker; Debian:
-/// libonnx-dev). See docs/deploy.md for loading the file with onnxruntime.
+/// Component `onnx`: link mobilenet::onnx, whose small writer library holds ONNX's protobuf
+/// classes with a private protobuf, so it works beside any LibTorch (Debian's, or a PyPI
+/// wheel that bundles its own protobuf). See docs/deploy.md for loading the file with
+/// onnxruntime.
 /// \code
 ///   mobilenet::export_onnx_from_checkpoint("runs/coco/best.pt", "model.onnx");
 ///   mobilenet::export_onnx(model, "model.onnx",
@@ -18,14 +20,6 @@
 #include <mobilenet/train/checkpoint.hpp>
 #include <mobilenet/version.hpp>
 
-// ONNX's defs/parser.h (reached from checker.h and schema.h) has an enum value MAP_TYPE,
-// which <sys/mman.h> defines as a macro: hide it while ONNX's headers are read.
-#pragma push_macro("MAP_TYPE")
-#undef MAP_TYPE
-#include <onnx/checker.h>
-#include <onnx/defs/schema.h>
-#pragma pop_macro("MAP_TYPE")
-#include <onnx/onnx_pb.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -41,8 +35,8 @@ namespace mobilenet {
 
 /// Options for export_onnx. Example: `ExportOptions().spec(spec).thresholds(t).dynamic_size(true)`.
 struct ExportOptions {
-  /// ONNX opset of the default domain, from 11 (Clip with bounds as inputs) up to the newest
-  /// the linked ONNX library knows (17 for Debian's 1.12). Default 17.
+  /// ONNX opset of the default domain, from 11 (Clip with bounds as inputs) to 21. Default 17
+  /// (onnxruntime 1.13 and later, Debian's onnx 1.12 checker).
   TORCH_ARG(int64_t, opset) = 17;
   /// What the model is: its class names, input size and eval transform go into the metadata,
   /// and its arch and class count must match the model. Default none: the class names are the
@@ -151,18 +145,15 @@ inline std::vector<std::pair<std::string, std::string>> onnx_metadata(
 /// dilation, MobileNetV1) as an ONNX file at `path`, in its eval form: BatchNorm folded
 /// (prepare_for_inference's folding), Dropout gone, ReLU6 as Clip(0, 6). Input "images" is
 /// float32 N x 3 x H x W with N a named dimension "batch"; output "logits" is N x classes
-/// (and "probabilities" with options.probabilities()). The graph passes ONNX's checker before
-/// anything is written, and the file is written atomically: on any error no file, partial or
+/// (and "probabilities" with options.probabilities()). The file is written atomically: on any error no file, partial or
 /// temporary, is left at `path` (an existing one stays as it was).
 /// Errors (c10::Error): a module the export does not know names its path in the model
 /// ("features.18"); a path that cannot be written gives the system's reason.
 /// Example: `export_onnx(model, "model.onnx", ExportOptions().spec(spec).thresholds(t));`
 inline void export_onnx(const Classifier& model, const std::string& path, const ExportOptions& options = {}) {
   TORCH_CHECK(model.defined(), "export_onnx: the model is undefined");
-  const auto& range = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map().at(onnx::ONNX_DOMAIN);
-  TORCH_CHECK(options.opset() >= 11 && options.opset() <= range.second,
-              "export_onnx: opset must be in [11, ", range.second, "] (the linked ONNX library's newest), got ",
-              options.opset());
+  TORCH_CHECK(options.opset() >= 11 && options.opset() <= detail::kOnnxMaxOpset,
+              "export_onnx: opset must be in [11, ", detail::kOnnxMaxOpset, "], got ", options.opset());
   const std::string arch = detail::onnx_arch_of(model);
   std::vector<InferenceNode> steps;
   try {
@@ -201,45 +192,33 @@ inline void export_onnx(const Classifier& model, const std::string& path, const 
   TORCH_CHECK(options.height() >= 0 && options.width() >= 0 && height >= 1 && width >= 1,
               "export_onnx: height and width must be positive, got ", options.height(), " x ", options.width());
 
-  onnx::ModelProto proto;
-  proto.set_ir_version(detail::onnx_ir_version_for(options.opset()));
-  proto.set_producer_name("mobilenet");
-  proto.set_producer_version(version_string());
-  proto.set_doc_string(arch + " multi-label classifier exported by mobilenet::export_onnx");
-  auto* opset = proto.add_opset_import();
-  opset->set_domain("");
-  opset->set_version(options.opset());
-  for (const auto& [key, value] :
-       detail::onnx_metadata(options, arch, classes, height, width, thresholds)) {
-    auto* prop = proto.add_metadata_props();
-    prop->set_key(key);
-    prop->set_value(value);
-  }
-  auto* graph = proto.mutable_graph();
-  graph->set_name(arch);
+  detail::OnnxModel onnx;
+  onnx.ir_version = detail::onnx_ir_version_for(options.opset());
+  onnx.opset = options.opset();
+  onnx.producer_name = "mobilenet";
+  onnx.producer_version = version_string();
+  onnx.doc_string = arch + " multi-label classifier exported by mobilenet::export_onnx";
+  onnx.graph_name = arch;
+  onnx.metadata = detail::onnx_metadata(options, arch, classes, height, width, thresholds);
   const std::string h = options.dynamic_size() ? "height" : std::to_string(height);
   const std::string w = options.dynamic_size() ? "width" : std::to_string(width);
-  detail::set_float_tensor_type(graph->add_input(), "images", {"batch", "3", h, w});
-  detail::OnnxGraphBuilder builder(graph, options.float16_weights());
+  onnx.inputs.push_back({"images", {"batch", "3", h, w}});
+  detail::OnnxGraphBuilder builder(&onnx, options.float16_weights());
   const std::string last = builder.add_steps(steps, "images");
-  // The last step's output becomes "logits" by an Identity-free rename of its node output.
-  auto* final_node = graph->mutable_node(graph->node_size() - 1);
-  TORCH_CHECK(final_node->output(0) == last, "export_onnx: internal error, last value ", last);
-  final_node->set_output(0, "logits");
-  detail::set_float_tensor_type(graph->add_output(), "logits", {"batch", std::to_string(classes)});
+  // The last node's output is renamed "logits" (no Identity node).
+  TORCH_CHECK(onnx.nodes.back().outputs.at(0) == last, "export_onnx: internal error, last value ", last);
+  onnx.nodes.back().outputs[0] = "logits";
+  onnx.outputs.push_back({"logits", {"batch", std::to_string(classes)}});
   if (options.probabilities()) {
     builder.node("Sigmoid", {"logits"}, {"probabilities"});
-    detail::set_float_tensor_type(graph->add_output(), "probabilities", {"batch", std::to_string(classes)});
-  }
-  // ONNX's own checker: a graph it refuses is our bug, and must not reach the disk.
-  try {
-    onnx::checker::check_model(proto);
-  } catch (const std::exception& e) {
-    TORCH_CHECK(false, "export_onnx: ONNX's checker refuses the graph (a bug in the export): ", e.what());
+    onnx.outputs.push_back({"probabilities", {"batch", std::to_string(classes)}});
   }
   std::string bytes;
-  TORCH_CHECK(proto.SerializeToString(&bytes), "export_onnx: protobuf could not serialize the model (",
-              proto.ByteSizeLong(), " bytes; protobuf's limit is 2 GiB)");
+  try {
+    bytes = detail::onnx_model_bytes(onnx);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "export_onnx: ", e.what());
+  }
   write_file_atomically(path, bytes);
 }
 

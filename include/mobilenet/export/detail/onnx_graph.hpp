@@ -1,11 +1,11 @@
 #pragma once
 /// \file export/detail/onnx_graph.hpp
-/// Builds an ONNX GraphProto from a folded model (models/fuse.hpp's InferenceNode list)
-/// with ONNX's own protobuf classes, and the metadata strings that go beside it.
+/// Builds the ONNX graph of a folded model (models/fuse.hpp's InferenceNode list) as plain
+/// values (onnx_model.hpp), and the metadata strings that go beside it.
 
+#include <mobilenet/export/detail/onnx_model.hpp>
 #include <mobilenet/models/fuse.hpp>
 
-#include <onnx/onnx_pb.h>
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -63,58 +63,53 @@ std::string json_numbers(const std::vector<T>& values) {
   return s.str();
 }
 
-/// Appends nodes and initializers to one GraphProto; value names are made unique here.
+/// Appends nodes and initializers to one OnnxModel; value names are made unique here.
 class OnnxGraphBuilder {
  public:
-  OnnxGraphBuilder(onnx::GraphProto* graph, bool float16_weights)
-      : graph_(graph), float16_(float16_weights) {}
+  OnnxGraphBuilder(OnnxModel* model, bool float16_weights) : model_(model), float16_(float16_weights) {}
 
   /// A constant float32 value named `name`. With float16 weights the file stores it as
   /// float16 and a Cast restores float32, so the arithmetic stays float32.
   std::string constant(const std::string& name, const torch::Tensor& value, bool allow_float16 = true) {
     const torch::Tensor t = value.detach().to(torch::kCPU, torch::kFloat).contiguous();
     const bool half = float16_ && allow_float16;
-    auto* init = graph_->add_initializer();
-    init->set_name(half ? name + ".float16" : name);
-    for (int64_t d : t.sizes()) init->add_dims(d);
-    if (half) {
-      const torch::Tensor h = t.to(torch::kHalf).contiguous();
-      init->set_data_type(onnx::TensorProto::FLOAT16);
-      init->set_raw_data(h.data_ptr(), size_t(h.numel()) * sizeof(uint16_t));
-      node("Cast", {init->name()}, {name})->add_attribute()->CopyFrom(int_attribute("to", onnx::TensorProto::FLOAT));
-    } else {
-      init->set_data_type(onnx::TensorProto::FLOAT);
-      init->set_raw_data(t.data_ptr(), size_t(t.numel()) * sizeof(float));
-    }
+    OnnxTensor init;
+    init.name = half ? name + ".float16" : name;
+    init.dims = t.sizes().vec();
+    const torch::Tensor stored = half ? t.to(torch::kHalf).contiguous() : t;
+    init.type = half ? OnnxType::kFloat16 : OnnxType::kFloat;
+    init.raw.assign(static_cast<const char*>(stored.data_ptr()), stored.nbytes());
+    model_->initializers.push_back(std::move(init));
+    if (half) node("Cast", {name + ".float16"}, {name}).attributes.push_back(int_attribute("to", int64_t(OnnxType::kFloat)));
     return name;
   }
 
-  /// Adds an `op` node; returns it for attributes.
-  onnx::NodeProto* node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::vector<std::string>& outputs) {
-    auto* n = graph_->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + std::to_string(counts_[op]++));
-    for (const auto& i : inputs) n->add_input(i);
-    for (const auto& o : outputs) n->add_output(o);
-    return n;
+  /// Adds an `op` node; returns it for attributes (valid until the next node).
+  OnnxNode& node(const std::string& op, const std::vector<std::string>& inputs,
+                 const std::vector<std::string>& outputs) {
+    OnnxNode n;
+    n.op_type = op;
+    n.name = op + "_" + std::to_string(counts_[op]++);
+    n.inputs = inputs;
+    n.outputs = outputs;
+    model_->nodes.push_back(std::move(n));
+    return model_->nodes.back();
   }
 
   /// A fresh value name "<stem>_<k>".
   std::string value(const std::string& stem) { return stem + "_" + std::to_string(counts_["value:" + stem]++); }
 
-  static onnx::AttributeProto int_attribute(const std::string& name, int64_t v) {
-    onnx::AttributeProto a;
-    a.set_name(name);
-    a.set_type(onnx::AttributeProto::INT);
-    a.set_i(v);
+  static OnnxAttribute int_attribute(const std::string& name, int64_t v) {
+    OnnxAttribute a;
+    a.name = name;
+    a.i = v;
     return a;
   }
-  static onnx::AttributeProto ints_attribute(const std::string& name, const std::vector<int64_t>& v) {
-    onnx::AttributeProto a;
-    a.set_name(name);
-    a.set_type(onnx::AttributeProto::INTS);
-    for (int64_t x : v) a.add_ints(x);
+  static OnnxAttribute ints_attribute(const std::string& name, const std::vector<int64_t>& v) {
+    OnnxAttribute a;
+    a.name = name;
+    a.is_list = true;
+    a.ints = v;
     return a;
   }
 
@@ -133,15 +128,14 @@ class OnnxGraphBuilder {
         const std::string w = constant(stem + ".weight", step.weight);
         const std::string b = constant(stem + ".bias", step.bias);
         const std::string y = value(stem);
-        auto* n = node("Conv", {x, w, b}, {y});
         const auto k = step.weight.sizes();
-        *n->add_attribute() = ints_attribute("kernel_shape", {k[2], k[3]});
-        *n->add_attribute() = ints_attribute("strides", step.stride);
-        *n->add_attribute() = ints_attribute("dilations", step.dilation);
-        // ONNX pads are [begin_h, begin_w, end_h, end_w]; PyTorch pads both ends alike.
-        *n->add_attribute() = ints_attribute(
-            "pads", {step.padding[0], step.padding[1], step.padding[0], step.padding[1]});
-        *n->add_attribute() = int_attribute("group", step.groups);
+        node("Conv", {x, w, b}, {y}).attributes = {
+            ints_attribute("kernel_shape", {k[2], k[3]}),
+            ints_attribute("strides", step.stride),
+            ints_attribute("dilations", step.dilation),
+            // ONNX pads are [begin_h, begin_w, end_h, end_w]; PyTorch pads both ends alike.
+            ints_attribute("pads", {step.padding[0], step.padding[1], step.padding[0], step.padding[1]}),
+            int_attribute("group", step.groups)};
         return activation(step.act, y);
       }
       case Kind::kResidual: {
@@ -154,7 +148,7 @@ class OnnxGraphBuilder {
         const std::string pooled = value("pool");
         node("GlobalAveragePool", {x}, {pooled});
         const std::string y = value("flatten");
-        *node("Flatten", {pooled}, {y})->add_attribute() = int_attribute("axis", 1);
+        node("Flatten", {pooled}, {y}).attributes.push_back(int_attribute("axis", 1));
         return y;
       }
       case Kind::kLinear: {
@@ -163,7 +157,7 @@ class OnnxGraphBuilder {
         const std::string b = constant(stem + ".bias", step.bias);
         const std::string y = value(stem);
         // Gemm computes x * W^T + b with transB = 1: PyTorch's Linear.
-        *node("Gemm", {x, w, b}, {y})->add_attribute() = int_attribute("transB", 1);
+        node("Gemm", {x, w, b}, {y}).attributes.push_back(int_attribute("transB", 1));
         return activation(step.act, y);
       }
     }
@@ -186,29 +180,11 @@ class OnnxGraphBuilder {
     return y;
   }
 
-  onnx::GraphProto* graph_;
+  OnnxModel* model_;
   bool float16_;
   std::map<std::string, int64_t> counts_;
   int64_t convs_ = 0, linears_ = 0;
   std::string clip_min_, clip_max_;
 };
-
-/// Sets `info` to a float32 tensor of `dims`; a name instead of a number declares a
-/// dimension whose size the runtime takes from the data ("batch").
-inline void set_float_tensor_type(onnx::ValueInfoProto* info, const std::string& name,
-                                  const std::vector<std::string>& dims) {
-  info->set_name(name);
-  auto* tensor = info->mutable_type()->mutable_tensor_type();
-  tensor->set_elem_type(onnx::TensorProto::FLOAT);
-  auto* shape = tensor->mutable_shape();
-  for (const auto& d : dims) {
-    auto* dim = shape->add_dim();
-    if (!d.empty() && (d[0] >= '0' && d[0] <= '9')) {
-      dim->set_dim_value(std::stoll(d));
-    } else {
-      dim->set_dim_param(d);
-    }
-  }
-}
 
 }  // namespace mobilenet::detail
