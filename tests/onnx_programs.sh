@@ -32,13 +32,16 @@ image=$(find "$data/val" -name '*.jpg' | sort | head -1)
 mkdir "$tmp/deploy"
 cp "$tmp/coco.onnx" "$tmp/deploy/model.onnx"
 cp "$image" "$tmp/deploy/cat.jpg"
-awk '/^```python$/ {on = 1; next} /^```$/ {on = 0} on' "$source/docs/deploy.md" > "$tmp/deploy/snippet.py"
-[[ -s $tmp/deploy/snippet.py ]] || fail "no python block in docs/deploy.md"
-(cd "$tmp/deploy" && "$python" snippet.py) > "$tmp/snippet.txt"
 "$build/examples/predict/predict" --checkpoint "$tmp/run/best.pt" "$image" > "$tmp/predict.txt"
-# predict: "<file>: name p name p ..."; the snippet: one "name p" per line. Same names, in any
+# predict: "<file>: name p name p ..."; a snippet: one "name p" per line. Same names, in any
 # order; probabilities agree to the printed 3 decimals but for JPEG decoding differences.
 ours=$(sed 's/^[^:]*://' "$tmp/predict.txt" | tr ' ' '\n' | awk 'NF && $0 !~ /^[0-9.]+$/' | sort | tr '\n' ' ')
-theirs=$(awk '{print $1}' "$tmp/snippet.txt" | sort | tr '\n' ' ')
-echo "onnx_programs: predict: [$ours] deploy snippet: [$theirs]"
-[[ $ours == "$theirs" ]] || fail "the deploy snippet's labels differ from predict's"
+# The README's short snippet and docs/deploy.md's full one.
+for doc in README.md docs/deploy.md; do
+  awk '/^```python$/ {on = 1; next} /^```$/ {on = 0} on' "$source/$doc" > "$tmp/deploy/snippet.py"
+  [[ -s $tmp/deploy/snippet.py ]] || fail "no python block in $doc"
+  (cd "$tmp/deploy" && "$python" snippet.py) > "$tmp/snippet.txt" || fail "$doc: the snippet failed"
+  theirs=$(awk '{print $1}' "$tmp/snippet.txt" | sort | tr '\n' ' ')
+  echo "onnx_programs: predict: [$ours] $doc snippet: [$theirs]"
+  [[ $ours == "$theirs" ]] || fail "$doc: the snippet's labels differ from predict's"
+done

@@ -9,10 +9,14 @@
 #include <mobilenet/mobilenet.hpp>
 
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <torch/version.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -45,30 +49,6 @@ std::vector<Sample> demo_samples(const TempDir& dir, int64_t images, std::vector
   return coco.samples(splits.back().image_dir);
 }
 
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  REQUIRE(pipe);
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, pipe.get())) out += buf;
-  return out;
-}
-
-// (file, class) -> probability from `predict --json` output.
-std::map<std::string, double> parse_predict_json(const std::string& text) {
-  std::map<std::string, double> out;
-  const std::regex file_re("\"file\": \"([^\"]*)\"");
-  const std::regex label_re("\"class\": \"([^\"]*)\", \"index\": [0-9]+, \"probability\": ([-0-9.e+]+)");
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    std::smatch file;
-    if (!std::regex_search(line, file, file_re)) continue;
-    for (std::sregex_iterator it(line.begin(), line.end(), label_re), end; it != end; ++it) {
-      out[file[1].str() + " " + (*it)[1].str()] = std::stod((*it)[2].str());
-    }
-  }
-  return out;
-}
 
 constexpr const char* kNcclRankCase = "NCCL rank program run by the two-rank test";
 
@@ -249,6 +229,53 @@ TEST_CASE("Predictor on CUDA gives the CPU Predictor's probabilities, prepared o
   }
 }
 
+#ifdef MOBILENET_PREDICT
+namespace {
+// A program's stdout, run from an argument vector (no shell: the paths are the test's own, but
+// the project runs no child through a shell).
+std::string run_program(const std::vector<std::string>& args) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; err == 0 && (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+  close(fds[0]);
+  REQUIRE_MESSAGE(err == 0, "cannot run " << args[0] << ": " << std::strerror(err));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), args[0] << " failed");
+  return out;
+}
+
+// (file, class) -> probability from `predict --json` output.
+std::map<std::string, double> parse_predict_json(const std::string& text) {
+  std::map<std::string, double> out;
+  const std::regex file_re("\"file\": \"([^\"]*)\"");
+  const std::regex label_re("\"class\": \"([^\"]*)\", \"index\": [0-9]+, \"probability\": ([-0-9.e+]+)");
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch file;
+    if (!std::regex_search(line, file, file_re)) continue;
+    for (std::sregex_iterator it(line.begin(), line.end(), label_re), end; it != end; ++it) {
+      out[file[1].str() + " " + (*it)[1].str()] = std::stod((*it)[2].str());
+    }
+  }
+  return out;
+}
+}  // namespace
+#endif
+
 TEST_CASE("the predict program on CUDA prints the CPU run's labels and probabilities") {
   if (!cuda_or_skip()) return;
 #ifndef MOBILENET_PREDICT
@@ -263,10 +290,12 @@ TEST_CASE("the predict program on CUDA prints the CPU run's labels and probabili
                         .class_names(names);
   save_checkpoint(dir / "model.pt", make_model(spec).module(), spec, TrainingState());
   // Threshold 0: every class is printed with its probability.
-  const std::string base = std::string(MOBILENET_PREDICT) + " --checkpoint " + (dir / "model.pt") +
-                           " --json --threshold 0 " + images + " --device ";
-  const auto cpu = parse_predict_json(run_command(base + "cpu"));
-  const auto gpu = parse_predict_json(run_command(base + "cuda"));
+  const auto args = [&](const char* device) {
+    return std::vector<std::string>{MOBILENET_PREDICT, "--checkpoint", dir / "model.pt",
+                                    "--json", "--threshold", "0", images, "--device", device};
+  };
+  const auto cpu = parse_predict_json(run_program(args("cpu")));
+  const auto gpu = parse_predict_json(run_program(args("cuda")));
   REQUIRE(cpu.size() == 5 * names.size());
   REQUIRE(gpu.size() == cpu.size());
   for (const auto& entry : cpu) {  // no structured binding: INFO captures it in a lambda
