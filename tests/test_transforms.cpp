@@ -195,6 +195,17 @@ TEST_CASE("squish resize matches PIL resize((s, s)) exactly and torchvision Resi
   }
 }
 
+TEST_CASE("squish resize of an uneven small downscale (84x73 to 64) matches PIL exactly") {
+  // Pillow 13.0 changed the rounding of this case; the 2.11 venv pins Pillow 12.2 (see
+  // scripts/requirements/torch2.11.txt). A failure here with a newer Pillow is that change.
+  const torch::Tensor img = mobilenet::decode_image(fixtures().path("squish_odd.png"));
+  auto eval = mobilenet::eval_transform(64);
+  mobilenet::SampleRng rng(0);
+  auto plan = eval.plan({img.size(0), img.size(1)}, rng);
+  torch::Tensor u8 = mobilenet::Transform::resample({img, {img.size(0), img.size(1)}}, plan);
+  CHECK(max_abs_diff(u8, fixtures().load("squish_pil_odd_64")) == 0);
+}
+
 TEST_CASE("normalize_u8 equals torch's x.float() / 255, then (x - mean) / std, bit for bit, "
           "for every level, in the vector body and the scalar tail") {
   // 259 pixels: 256 through the AVX2 body (when the CPU has it), 3 through the scalar tail;

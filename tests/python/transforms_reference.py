@@ -164,6 +164,12 @@ for s in [64, 150]:
 # ImageNet-style evaluation for EvalCrop::center at 64: Resize(int(64 * 256 / 224)) + crop.
 tv = T.Compose([T.Resize(int(64 * 256 / 224)), T.CenterCrop(64), T.ToTensor(), norm])
 write("center_tv_64", tv(pil).numpy(), "center_tv", [64])
+# A small uneven downscale (84x73 -> 64x64, as demo images): Pillow 13.0 rounds it differently
+# from Pillow <= 12.2, whose arithmetic ours follows; this case tells which the Python has.
+odd = natural(84, 73)
+Image.fromarray(odd).save(os.path.join(out, "squish_odd.png"))
+write("squish_pil_odd_64", np.asarray(Image.fromarray(odd).resize((64, 64), Image.BILINEAR)),
+      "squish", [64])
 
 with open(os.path.join(out, "manifest.txt"), "w") as fh:
     fh.write("\n".join(manifest) + "\n")
