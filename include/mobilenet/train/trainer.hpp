@@ -561,8 +561,9 @@ class Trainer {
       per_class << (k < spec_.class_names().size() ? spec_.class_names()[k] : std::to_string(k))
                 << "," << e.ap.per_class[k] << "," << e.thresholds[k] << "\n";
     }
-    std::ofstream(path("plots.gp")) << MetricsLog::gnuplot_script(
-        o_.out_dir(), metrics_path(), path("per_class.csv"), /*with_ema=*/ema_ != nullptr);
+    // Relative names: gnuplot runs in the run folder, whatever characters its path holds.
+    std::ofstream(path("plots.gp")) << MetricsLog::gnuplot_script("metrics.csv", "per_class.csv",
+                                                                  /*with_ema=*/ema_ != nullptr);
   }
 
   Classifier model_;
