@@ -77,6 +77,17 @@ inline const CLI::Validator& finite() {
   return v;
 }
 
+// 0 (off) or strictly between 0 and 1: an EMA decay.
+inline const CLI::Validator& off_or_fraction() {
+  static const CLI::Validator v(
+      [](std::string& s) -> std::string {
+        const double d = std::strtod(s.c_str(), nullptr);
+        return d == 0 || (d > 0 && d < 1) ? "" : "must be 0 (off) or in (0, 1), got " + s;
+      },
+      "0 or (0, 1)");
+  return v;
+}
+
 template <class T>
 Flag option(std::string name, T Config::*field, typename Same<T>::type def, Effect effect,
             std::string help, std::vector<CLI::Validator> checks = {}) {
@@ -110,12 +121,6 @@ inline const std::vector<Flag>& flags() {
   using table::switch_;
   using I = int64_t;
   constexpr Effect R = Effect::changes_result, N = Effect::does_not_change_result;
-  const CLI::Validator ema_decay(
-      [](std::string& v) -> std::string {
-        const double d = std::strtod(v.c_str(), nullptr);
-        return d == 0 || (d > 0 && d < 1) ? "" : "must be 0 (off) or in (0, 1), got " + v;
-      },
-      "0 or (0, 1)");
   static const std::vector<Flag> all{
       // Paths are not the data's identity: the contract holds the data sets' fingerprints
       // (train_data, val_data), so a moved data folder still resumes.
@@ -162,7 +167,8 @@ inline const std::vector<Flag>& flags() {
              "default, or asl (Alibaba-MIIL/ASL: asl loss 4/0/0.05, adamw 2e-4 onecycle 0.2, wd 1e-4, "
              "EMA 0.9997, cutout 0.5, randaugment 2/9); explicit flags override the recipe",
              {CLI::IsMember({"default", "asl"})}),
-      option("--ema-decay", &Config::ema_decay, 0.0, R, "EMA of the weights, evaluated beside them (0: off)", {ema_decay}),
+      option("--ema-decay", &Config::ema_decay, 0.0, R, "EMA of the weights, evaluated beside them (0: off)",
+             {table::off_or_fraction()}),
       option("--ema-warmup", &Config::ema_warmup, 2000.0, R, "EMA warm-up in updates: decay * (1 - exp(-n / warmup))",
              {CLI::Range(0.0, 1e9)}),
       option("--cutout", &Config::cutout, 0.0, R, "Cutout rectangle side as a fraction of the image side (0: off)",
