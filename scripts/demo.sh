@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 demo=${DEMO_DIR:-$root/demo}
-"$root/scripts/install_deps.sh" gnuplot-nox
+"$root/scripts/install_deps.sh"  # gnuplot-nox is in its list
 "$root/scripts/build.sh" --target summary make_demo_data coco_train predict
 echo "== the seed model"
 "$build/examples/summary/summary" | tail -n 10

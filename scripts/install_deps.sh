@@ -19,6 +19,7 @@ packages=(
   libgloo-dev                               # c10d Gloo process group headers (neither stack ships them)
   libonnx-dev libprotobuf-dev protobuf-compiler zlib1g-dev  # ONNX export (onnx.proto, protoc, static protobuf)
   doctest-dev                               # tests
+  gnuplot-nox                               # coco_train's plots (the coco_train_no_shell test renders them)
   clang libclang-rt-dev                     # fuzz targets (libFuzzer, ASan)
   python3-venv
 )

@@ -74,6 +74,17 @@ inline ModelSpec read_model_spec(const std::string& path) {
   return spec;
 }
 
+/// Reads only the run contract (TrainingState::contract), so that a resume can name what
+/// changed before loading weights or optimizer state a changed setting would not fit.
+inline std::map<std::string, std::string> read_contract(const std::string& path) {
+  torch::serialize::InputArchive in;
+  detail::load_archive(in, path);
+  std::map<std::string, std::string> contract;
+  const auto flat = detail::read_value(in, "state.contract", path).toListRef();
+  for (size_t i = 0; i + 1 < flat.size(); i += 2) contract[flat[i].toStringRef()] = flat[i + 1].toStringRef();
+  return contract;
+}
+
 /// Writes an extra part of a checkpoint (the EMA of the weights: ModelEma::save).
 using ArchiveWriter = std::function<void(torch::serialize::OutputArchive&)>;
 /// Reads it back (ModelEma::load).

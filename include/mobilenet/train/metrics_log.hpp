@@ -100,10 +100,17 @@ class MetricsLog {
   const std::string& path() const { return path_; }
 
   /// gnuplot script drawing loss.png, f1.png and map.png from this log (and per_class_ap.png
-  /// from `per_class_csv`, "class,ap,threshold"), into `dir`.
+  /// from `per_class_csv`, "class,ap,threshold"). Every file name is relative to the folder
+  /// gnuplot runs in (the run folder), so no user-chosen path ends up inside the script.
   /// EMA curves are drawn only `with_ema` (gnuplot refuses a column that is all missing).
-  static std::string gnuplot_script(const std::string& dir, const std::string& log_path,
-                                    const std::string& per_class_csv, bool with_ema) {
+  static std::string gnuplot_script(const std::string& log_file, const std::string& per_class_csv,
+                                    bool with_ema) {
+    // gnuplot's single-quoted strings escape a quote by doubling it.
+    auto quote = [](const std::string& text) {
+      std::string q = "'";
+      for (char ch : text) q += ch == '\'' ? std::string("''") : std::string(1, ch);
+      return q + "'";
+    };
     auto col = [](const std::string& name) {
       for (const auto& c : columns()) {
         if (c == name) return "'" + c + "'";
@@ -118,9 +125,9 @@ class MetricsLog {
                                    [](const auto& l) { return l.first.rfind("ema_", 0) == 0; }),
                     lines.end());
       }
-      gp << "set output '" << dir << "/" << file << "'\nset title '" << title << "'\nplot ";
+      gp << "set output " << quote(file) << "\nset title " << quote(title) << "\nplot ";
       for (size_t i = 0; i < lines.size(); ++i) {
-        gp << (i ? ", '' " : "'" + log_path + "' ") << "using " << col("epoch") << ":"
+        gp << (i ? ", '' " : quote(log_file) + " ") << "using " << col("epoch") << ":"
            << col(lines[i].first) << " with linespoints title '" << lines[i].second << "'";
       }
       gp << "\n";
@@ -133,10 +140,10 @@ class MetricsLog {
          {{"micro_f1", "micro @0.5"}, {"macro_f1", "macro @0.5"}, {"tuned_micro_f1", "micro tuned"},
           {"tuned_macro_f1", "macro tuned"}, {"cf1", "CF1"}, {"of1", "OF1"}, {"cf1_top3", "CF1 top-3"}});
     plot("map.png", "mAP", {{"map", "val mAP"}, {"ema_map", "val mAP (EMA)"}});
-    gp << "set output '" << dir << "/per_class_ap.png'\nset title 'average precision per class'\n"
+    gp << "set output 'per_class_ap.png'\nset title 'average precision per class'\n"
           "set style fill solid 0.6\nset boxwidth 0.8\nset xtics rotate by 60 right\n"
           "set xlabel ''\nset xtics autofreq\nset yrange [0:1]\n"
-          "plot '" << per_class_csv << "' using 0:'ap':xtic(1) with boxes notitle\n";
+          "plot " << quote(per_class_csv) << " using 0:'ap':xtic(1) with boxes notitle\n";
     return gp.str();
   }
 

@@ -463,14 +463,16 @@ class Trainer {
 
   void resume(Collectives& world, std::ostream& log) {
     TORCH_CHECK(std::filesystem::exists(last_path()), "resume: no checkpoint at '", last_path(), "'");
+    // The contract first: another architecture, optimizer or EMA setting would otherwise fail
+    // inside the weight or state loading, with a message that does not name the setting.
+    const std::string diff = describe_differences(read_contract(last_path()), state_.contract,
+                                                  "checkpoint", "now", o_.allow_changes());
+    TORCH_CHECK(diff.empty(), "resume: '", last_path(), "' was written by a different run: ", diff,
+                " (start afresh with --overwrite, or allow intended changes explicitly)");
     ArchiveReader ema;
     if (ema_) ema = [this](torch::serialize::InputArchive& a) { ema_->load(a); };
     TrainingState loaded =
         load_checkpoint(last_path(), model_.module(), spec_, optimizer_.get(), /*restore_rng=*/true, ema);
-    const std::string diff = describe_differences(loaded.contract, state_.contract, "checkpoint",
-                                                  "now", o_.allow_changes());
-    TORCH_CHECK(diff.empty(), "resume: '", last_path(), "' was written by a different run: ", diff,
-                " (start afresh with --overwrite, or allow intended changes explicitly)");
     if (!loaded.scaler.empty()) scaler_.load_state(loaded.scaler);
     const std::string config = state_.config;
     const auto contract = state_.contract;
@@ -559,8 +561,9 @@ class Trainer {
       per_class << (k < spec_.class_names().size() ? spec_.class_names()[k] : std::to_string(k))
                 << "," << e.ap.per_class[k] << "," << e.thresholds[k] << "\n";
     }
-    std::ofstream(path("plots.gp")) << MetricsLog::gnuplot_script(
-        o_.out_dir(), metrics_path(), path("per_class.csv"), /*with_ema=*/ema_ != nullptr);
+    // Relative names: gnuplot runs in the run folder, whatever characters its path holds.
+    std::ofstream(path("plots.gp")) << MetricsLog::gnuplot_script("metrics.csv", "per_class.csv",
+                                                                  /*with_ema=*/ema_ != nullptr);
   }
 
   Classifier model_;
