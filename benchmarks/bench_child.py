@@ -25,9 +25,10 @@ def _say(pairs):
     sys.stdout.flush()
 
 
-def serve(handlers, use_torch=True):
+def serve(handlers, use_torch=True, extra_info=None):
     """use_torch=False: torch is not imported (its memory would count in a peak-RSS benchmark);
-    the reported thread count is then the one asked for."""
+    the reported thread count is then the one asked for. extra_info: more start-up pairs
+    (e.g. further library versions) for the harness to print."""
     info = {"python": platform.python_version(), "threads": threads(),
             "removed_env_absent": "no" if any(v in os.environ for v in REMOVED_ENV) else "yes"}
     if use_torch:
@@ -37,6 +38,7 @@ def serve(handlers, use_torch=True):
         info["torch"] = torch.__version__
         info["threads"] = torch.get_num_threads()
         info["torchvision"] = torchvision.__version__
+    info.update(extra_info or {})
     _say(info)
     for line in sys.stdin:
         words = line.split()

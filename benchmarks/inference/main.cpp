@@ -102,8 +102,9 @@ int run_benchmark(int argc, char** argv) {
                  (long long)b);
     python.round("prepare " + std::to_string(b));
   }
-  auto extra = python.round("info");  // numbers only; versions are in its start-up info
-  (void)extra;
+  const auto& info = python.info();
+  std::printf("Python sides  onnxruntime %s, torch.compile %s, numpy %s\n",
+              info.at("onnxruntime").c_str(), info.at("torch_compile").c_str(), info.at("numpy").c_str());
 
   mobilenet::Predictor predictor(checkpoint);
   std::vector<std::vector<bench::Series>> series(batches.size());

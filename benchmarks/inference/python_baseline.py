@@ -100,12 +100,10 @@ def main(size, classes, onnx_file):
                 out[name + "_ms"] = median_ms(fn, n)
         return out
 
-    def info():
-        return {"onnxruntime": versions.get("onnxruntime", "absent"),
-                "torch_compile": "yes" if has_compile else "absent",
-                "numpy": np.__version__}
-
-    bench_child.serve({"prepare": prepare, "latency": latency, "info": info})
+    bench_child.serve({"prepare": prepare, "latency": latency},
+                      extra_info={"onnxruntime": versions.get("onnxruntime", "absent"),
+                                  "torch_compile": "yes" if has_compile else "absent",
+                                  "numpy": np.__version__})
 
 
 if __name__ == "__main__":
