@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -99,6 +100,20 @@ inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/// Median milliseconds of `runs` calls of `fn` after `warmup` untimed ones, on `clock`
+/// (now: wall, cpu_now: this process's CPU time).
+template <typename Fn>
+double median_ms(Fn&& fn, int64_t warmup, int64_t runs, double (*clock)() = now) {
+  for (int64_t i = 0; i < warmup; ++i) fn();
+  std::vector<double> times;
+  for (int64_t i = 0; i < runs; ++i) {
+    const double t = clock();
+    fn();
+    times.push_back(1000 * (clock() - t));
+  }
+  return median(times);
 }
 
 /// Runs a benchmark's main body and turns an exception into a message and exit status 1.

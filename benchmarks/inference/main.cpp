@@ -30,17 +30,6 @@
 
 namespace {
 
-template <typename Fn>
-double median_ms(Fn&& fn, int64_t warmup, int64_t runs) {
-  for (int64_t i = 0; i < warmup; ++i) fn();
-  std::vector<double> times;
-  for (int64_t i = 0; i < runs; ++i) {
-    const double t = bench::now();
-    fn();
-    times.push_back(1000 * (bench::now() - t));
-  }
-  return bench::median(times);
-}
 
 // The Python sides, in the order they are reported.
 const std::vector<std::pair<std::string, std::string>> kSides{
@@ -121,7 +110,7 @@ int run_benchmark(int argc, char** argv) {
     for (size_t i = 0; i < batches.size(); ++i) {
       const int64_t n = batches[i] == 1 ? runs : big_runs;
       // A: C++.
-      const double ms = median_ms([&] { predictor.predict_batch(inputs[i]); }, batches[i] == 1 ? 3 : 1, n);
+      const double ms = bench::median_ms([&] { predictor.predict_batch(inputs[i]); }, batches[i] == 1 ? 3 : 1, n);
       // B: Python, every side.
       auto py = python.round("latency " + std::to_string(batches[i]) + " " + std::to_string(n));
       double best = 1e300;

@@ -68,11 +68,7 @@ def main(size, classes, onnx_file):
             compiled = torch.compile(model)
             with torch.no_grad():
                 compiled(x)  # compiles for this batch size
-
-            def run_compiled():
-                with torch.no_grad():
-                    compiled(x)
-            fns["compile"] = run_compiled
+            fns["compile"] = lambda: compiled(x)
         if ort is not None:
             so = ort.SessionOptions()
             so.intra_op_num_threads = bench_child.threads()
@@ -89,15 +85,10 @@ def main(size, classes, onnx_file):
     def latency(batch, runs):
         b, n = int(batch), int(runs)
         out = {}
-        for name in ("frozen", "compile", "ort"):
-            fn = sides[b].get(name)
-            if fn is None:
-                out[name + "_ms"] = -1
-            elif name == "frozen":
-                with torch.no_grad():
-                    out[name + "_ms"] = median_ms(fn, n)
-            else:
-                out[name + "_ms"] = median_ms(fn, n)
+        with torch.no_grad():
+            for name in ("frozen", "compile", "ort"):
+                fn = sides[b].get(name)
+                out[name + "_ms"] = -1 if fn is None else median_ms(fn, n)
         return out
 
     bench_child.serve({"prepare": prepare, "latency": latency},

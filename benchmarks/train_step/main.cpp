@@ -40,19 +40,6 @@ void tune_allocator() {
   mallopt(M_ARENA_MAX, 2);
 }
 
-// Median milliseconds of `runs` calls after `warmup`, on `clock` (bench::now: wall,
-// bench::cpu_now: this process's CPU time).
-template <typename Fn>
-double median_ms(Fn&& fn, int64_t warmup, int64_t runs, double (*clock)() = bench::now) {
-  for (int64_t i = 0; i < warmup; ++i) fn();
-  std::vector<double> times;
-  for (int64_t i = 0; i < runs; ++i) {
-    const double t = clock();
-    fn();
-    times.push_back(1000 * (clock() - t));
-  }
-  return bench::median(times);
-}
 
 }  // namespace
 
@@ -142,7 +129,7 @@ int run_benchmark(int argc, char** argv) {
     // Batch-1 forward, CPU milliseconds (median of `runs`): eager and prepared.
     auto x1 = x.narrow(0, 0, 1).clone();
     model->eval();
-    auto cpu_ms = [&](auto&& fn) { return median_ms(fn, 3, runs, bench::cpu_now); };
+    auto cpu_ms = [&](auto&& fn) { return bench::median_ms(fn, 3, runs, bench::cpu_now); };
     double eager = 0;
     {
       c10::InferenceMode guard;
@@ -216,12 +203,12 @@ int run_benchmark(int argc, char** argv) {
     model->eval();
     {
       c10::InferenceMode guard;
-      one_eager.cpp.push_back(median_ms([&] { model->forward(x1); sync(); }, 3, runs));
+      one_eager.cpp.push_back(bench::median_ms([&] { model->forward(x1); sync(); }, 3, runs));
     }
-    const double p1 = median_ms([&] { prepared.forward(x1); sync(); }, 3, runs);
+    const double p1 = bench::median_ms([&] { prepared.forward(x1); sync(); }, 3, runs);
     one.cpp.push_back(p1);
     one_frozen.cpp.push_back(p1);
-    const double pb = median_ms([&] { prepared_big.forward(xb); sync(); }, 1, big_runs);
+    const double pb = bench::median_ms([&] { prepared_big.forward(xb); sync(); }, 1, big_runs);
     big.cpp.push_back(pb);
     big_frozen.cpp.push_back(pb);
     // B: Python.
