@@ -46,18 +46,14 @@ inline void resolve_data_paths(Config& c) {
               "give --coco-root, or --train-ann/--train-images/--val-ann/--val-images");
 }
 
+/// The loss --loss names, through the library's one factory (nn/losses.hpp's make_loss).
 inline mobilenet::LossFunction make_loss(const Config& c) {
   using namespace mobilenet;
-  if (c.loss == "focal") {
-    auto o = SigmoidFocalLossOptions().alpha(c.focal_alpha).gamma(c.focal_gamma);
-    return [o](const torch::Tensor& x, const torch::Tensor& y) { return sigmoid_focal_loss(x, y, o); };
-  }
-  if (c.loss == "asl") {
-    auto o = AsymmetricLossOptions().gamma_neg(c.asl_gamma_neg).gamma_pos(c.asl_gamma_pos).clip(c.asl_clip);
-    return [o](const torch::Tensor& x, const torch::Tensor& y) { return asymmetric_loss(x, y, o); };
-  }
-  if (c.loss == "soft_f1") return [](const torch::Tensor& x, const torch::Tensor& y) { return soft_f1_loss(x, y); };
-  return [](const torch::Tensor& x, const torch::Tensor& y) { return bce_with_logits_loss(x, y); };
+  LossOptions options(c.loss);
+  options.focal().alpha(c.focal_alpha).gamma(c.focal_gamma);
+  options.asl().gamma_neg(c.asl_gamma_neg).gamma_pos(c.asl_gamma_pos).clip(c.asl_clip);
+  auto loss = std::make_shared<torch::nn::AnyModule>(mobilenet::make_loss(options));
+  return [loss](const torch::Tensor& x, const torch::Tensor& y) { return loss->forward(x, y); };
 }
 
 inline mobilenet::Transform make_train_transform(const Config& c) {
