@@ -15,6 +15,8 @@
 //  - The environment (CPU, cores, versions, relevant variables, date) is printed first.
 //
 // No LibTorch here: bench_metrics uses it without LibTorch. Errors are std::runtime_error.
+#include <mobilenet/io/allocator.hpp>
+
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -62,6 +64,16 @@ inline double cpu_now() {
 inline const std::vector<std::string>& python_removed_env() {
   static const std::vector<std::string> names{"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"};
   return names;
+}
+
+/// Both sides of every benchmark run with the allocator setting of <mobilenet/io/allocator.hpp>:
+/// the harness applies it to this process (Harness::start) and to the Python child's
+/// environment, since without it glibc's fresh mmap per large activation costs the Python side
+/// page faults the C++ side does not pay. A benchmark may turn it off for both
+/// (bench_train_step --no-allocator-tuning).
+inline bool& heap_allocator() {
+  static bool on = true;
+  return on;
 }
 
 /// `cmd` prefixed so that it runs without the variables of python_removed_env().
@@ -206,6 +218,11 @@ class PythonChild {
       close(from_child[0]);
       close(from_child[1]);
       for (const auto& name : python_removed_env()) unsetenv(name.c_str());
+      if (heap_allocator()) {
+        for (const auto& [name, value] : mobilenet::keep_activations_on_heap_env()) {
+          setenv(name.c_str(), value.c_str(), 1);
+        }
+      }
       const std::string t = std::to_string(threads);
       for (const char* name : {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
         setenv(name, t.c_str(), 1);
@@ -346,6 +363,17 @@ class Harness {
     std::printf("\n              (the Python child runs without");
     for (const auto& name : python_removed_env()) std::printf(" %s", name.c_str());
     std::printf(")\n");
+    if (heap_allocator()) {
+      mobilenet::keep_activations_on_heap();
+      std::printf("allocator     both sides: glibc large blocks on the heap, never trimmed, 2 arenas "
+                  "(mallopt here; the child's env:");
+      for (const auto& [name, value] : mobilenet::keep_activations_on_heap_env()) {
+        std::printf(" %s=%s", name.c_str(), value.c_str());
+      }
+      std::printf(")\n");
+    } else {
+      std::printf("allocator     both sides: glibc defaults\n");
+    }
     std::printf("rounds        %d, interleaved C++ / Python; medians reported\n",
                 options_.rounds);
     for (const auto& [k, v] : settings) std::printf("%-13s %s\n", k.c_str(), v.c_str());

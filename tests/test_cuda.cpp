@@ -132,18 +132,19 @@ TEST_CASE("NCCL: a one-process group runs all-reduce, broadcast, all-gather and 
   REQUIRE(comm.backend() == "nccl");
   CHECK(comm.device().is_cuda());
   auto t = torch::arange(6, torch::TensorOptions().dtype(torch::kFloat).device(torch::kCUDA));
-  comm.all_reduce_(t);
+  comm.all_reduce(t);
   CHECK(torch::equal(t.cpu(), torch::arange(6, torch::kFloat)));
-  // Tensors elsewhere travel through the GPU and come back.
-  const auto reduced = comm.all_reduce(torch::tensor({1.5, -2.0}), ReduceOp::Max);
+  // Tensors elsewhere travel through the GPU and come back, in place.
+  auto reduced = torch::tensor({1.5, -2.0});
+  comm.all_reduce(reduced, ReduceOp::Max);
   CHECK(reduced.is_cpu());
   CHECK(torch::equal(reduced, torch::tensor({1.5, -2.0})));
   std::vector<torch::Tensor> many{torch::ones({3}, torch::kCUDA), torch::arange(4)};
-  comm.broadcast_(many);
+  comm.broadcast(many);
   CHECK(torch::equal(many[1], torch::arange(4)));
   const auto rows = torch::rand({3, 2}, torch::kCUDA);
-  CHECK(torch::equal(comm.all_gather_cat(rows), rows));
-  CHECK(comm.all_reduce_sum<int64_t>(7) == 7);
+  CHECK(torch::equal(comm.all_gather(rows), rows));
+  CHECK(comm.all_reduce(7.0) == 7);
   comm.barrier();
 }
 
@@ -151,7 +152,7 @@ TEST_CASE("NCCL rank program run by the two-rank test" * doctest::skip()) {
   auto comm = init_distributed(DistributedOptions().backend("nccl").timeout(std::chrono::seconds(60)));
   auto t = torch::full({4}, double(comm->rank() + 1),
                        torch::TensorOptions().device(comm->device()));
-  comm->all_reduce_(t);
+  comm->all_reduce(t);
   TORCH_CHECK(torch::equal(t.cpu(), torch::full({4}, 3.0)), "rank ", comm->rank(),
               ": all_reduce gave ", t);
 }

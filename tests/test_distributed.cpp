@@ -190,15 +190,21 @@ void rank_train_sync_bn(const std::string& out_dir) {
   torch::save(state_of(model), out_dir + "/rank" + std::to_string(r) + ".pt");
 
   // Metric helpers: sums of counts and tensors, max, variable-length gathers.
-  CHECK(comm->all_reduce_sum<int64_t>(r + 1) == 3);
-  CHECK(comm->all_reduce_sum(0.25 * static_cast<double>(r + 1)) == doctest::Approx(0.75));
-  auto sums = comm->all_reduce(torch::tensor({1.0, static_cast<double>(r)}));
+  CHECK(comm->all_reduce(double(r + 1)) == 3);
+  CHECK(comm->all_reduce(0.25 * static_cast<double>(r + 1)) == doctest::Approx(0.75));
+  CHECK(comm->all_reduce(double(r), mobilenet::ReduceOp::Min) == 0);
+  auto sums = torch::tensor({1.0, static_cast<double>(r)});
+  comm->all_reduce(sums);
   CHECK(torch::equal(sums, torch::tensor({2.0, 1.0})));
-  auto maxima = comm->all_reduce(torch::tensor({static_cast<double>(r), -static_cast<double>(r)}),
-                                 mobilenet::ReduceOp::Max);
+  auto maxima = torch::tensor({static_cast<double>(r), -static_cast<double>(r)});
+  comm->all_reduce(maxima, mobilenet::ReduceOp::Max);
   CHECK(torch::equal(maxima, torch::tensor({1.0, 0.0})));
+  // Not contiguous: reduced through a copy, written back in place.
+  auto strided = torch::full({2, 2}, static_cast<double>(r + 1)).t();
+  comm->all_reduce(strided);
+  CHECK(torch::equal(strided, torch::full({2, 2}, 3.0, torch::kDouble)));
   auto mine = torch::full({r + 2, 3}, static_cast<float>(r));  // 2 rows on rank 0, 3 on rank 1
-  auto all = comm->all_gather_cat(mine);
+  auto all = comm->all_gather(mine);
   CHECK(torch::equal(all, torch::cat({torch::zeros({2, 3}), torch::ones({3, 3})})));
   comm->barrier();
 
@@ -264,9 +270,9 @@ void rank_sync_bn_model(const std::string& out_dir) {
   CHECK(collectives.world_size() == kWorld);
   CHECK(collectives.distributed());
   CHECK(collectives.is_main() == (r == 0));
-  CHECK(collectives.sum(0.5 + static_cast<double>(r)) == 2.0);  // 0.5 + 1.5
+  CHECK(collectives.all_reduce(0.5 + static_cast<double>(r)) == 2.0);  // 0.5 + 1.5
   auto rows = torch::full({r + 1, 2}, static_cast<float>(r + 10));  // 1 row, then 2 rows
-  CHECK(torch::equal(collectives.gather_rows(rows),
+  CHECK(torch::equal(collectives.all_gather(rows),
                      torch::tensor({{10.0f, 10.0f}, {11.0f, 11.0f}, {11.0f, 11.0f}})));
   std::vector<torch::Tensor> shared{torch::full({3}, static_cast<double>(r + 1))};
   collectives.broadcast(shared, /*root=*/1);
@@ -712,11 +718,13 @@ TEST_CASE("one process needs no environment and its collectives are identities")
   mobilenet::Collectives& collectives = *comm;
   CHECK(collectives.world_size() == 1);
   CHECK(collectives.is_main());
-  CHECK(collectives.sum(2.5) == 2.5);
-  CHECK(torch::equal(collectives.gather_rows(torch::ones({2, 3})), torch::ones({2, 3})));
-  CHECK(comm->all_reduce_sum<int64_t>(5) == 5);
+  CHECK(collectives.all_reduce(2.5) == 2.5);
+  CHECK(torch::equal(collectives.all_gather(torch::ones({2, 3})), torch::ones({2, 3})));
+  CHECK(comm->all_reduce(5.0, mobilenet::ReduceOp::Max) == 5);
   auto t = torch::arange(4);
-  CHECK(torch::equal(comm->all_gather_cat(t), t));
+  comm->all_reduce(t);
+  CHECK(torch::equal(t, torch::arange(4)));
+  CHECK(torch::equal(comm->all_gather(t), t));
   comm->barrier();
   auto model = tiny_model<torch::nn::BatchNorm2d>(1);
   DistributedDataParallel ddp(model, comm);
@@ -739,10 +747,10 @@ TEST_CASE("single_process_group: one process gets a real Gloo group whose collec
   work.wait();
   CHECK(torch::equal(t, torch::arange(5, torch::kFloat)));
   std::vector<torch::Tensor> many{torch::ones({2}), torch::arange(3)};
-  comm.broadcast_(many);
+  comm.broadcast(many);
   CHECK(torch::equal(many[1], torch::arange(3)));
-  CHECK(torch::equal(comm.all_gather_cat(torch::ones({2, 2})), torch::ones({2, 2})));
-  CHECK(comm.all_reduce_sum<int64_t>(4) == 4);
+  CHECK(torch::equal(comm.all_gather(torch::ones({2, 2})), torch::ones({2, 2})));
+  CHECK(comm.all_reduce(4.0) == 4);
   comm.barrier();
   // Without the option, a world of one has no group: nothing is issued.
   Communicator none(env);
@@ -761,13 +769,6 @@ TEST_CASE("launch_local reports which rank failed and how") {
       DistributedError);
 }
 
-TEST_CASE("shard deals items round-robin and pads so every rank gets as many") {
-  const std::vector<int> items{0, 1, 2, 3, 4};
-  CHECK(mobilenet::shard(items, 0, 2) == std::vector<int>{0, 2, 4});
-  CHECK(mobilenet::shard(items, 1, 2) == std::vector<int>{1, 3, 0});
-  CHECK(mobilenet::shard(items, 1, 2, /*pad=*/false) == std::vector<int>{1, 3});
-  CHECK(mobilenet::shard(items, 0, 1) == items);
-}
 
 TEST_CASE("SyncBatchNorm2d without other ranks is exactly BatchNorm2d") {
   torch::manual_seed(0);

@@ -495,8 +495,9 @@ TEST_CASE("Trainer: the run folder, the resume contract and bad options are chec
   CHECK(rows[3].size() == MetricsLog::columns().size());  // the real row, not the stale one
   CHECK(make_trainer(dir.path().string(), 1, TrainerOptions("").epochs(1).overwrite(true))
             .fit(*train, *val).state.epoch == 1);
-  CHECK_THROWS_WITH_AS(make_trainer(dir / "x", 1, TrainerOptions("").select_by("acc")),
+  CHECK_THROWS_WITH_AS(mobilenet::parse_select_by("acc"),
                        doctest::Contains("select_by must be map, f1 or loss, got 'acc'"), c10::Error);
+  CHECK(mobilenet::parse_select_by("f1") == mobilenet::SelectBy::f1);
   CHECK_THROWS_WITH_AS(make_trainer(dir / "x", 1, TrainerOptions("").clip_grad_norm(std::nan(""))),
                        doctest::Contains("clip_grad_norm must be finite"), c10::Error);
   // No readable validation image: a clear error, not "val loss 0".

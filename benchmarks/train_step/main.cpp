@@ -14,6 +14,7 @@
 // InferenceMode) with torchvision eager in torch.inference_mode and with TorchScript
 // (torch.jit.freeze + optimize_for_inference), at batch 1 and batch 32.
 #include <mobilenet/mobilenet.hpp>
+#include <mobilenet/io/allocator.hpp>
 #include <mobilenet/models/prepare.hpp>
 
 #include <CLI/CLI.hpp>
@@ -22,26 +23,10 @@
 
 #include "../bench_util.hpp"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
-
-namespace {
-
-// Large activations (> 32 MiB at batch 32) are mmap'ed and unmapped by glibc on every step,
-// so each step pays page faults to zero them again. Serving them from the heap and never
-// trimming it keeps the pages: the process holds its peak memory.
-void tune_allocator() {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
-  mallopt(M_ARENA_MAX, 2);
-}
-
-
-}  // namespace
 
 int run_benchmark(int argc, char** argv) {
   CLI::App app{"Train-step and latency benchmark: mobilenet (C++) vs torchvision (Python)"};
@@ -63,7 +48,8 @@ int run_benchmark(int argc, char** argv) {
   app.add_flag("--train-only", train_only, "measure the training step only (no latency rows)");
   app.add_option("--profile", profile,
                  "write one training step's autograd profile (Chrome trace JSON) and exit");
-  app.add_flag("--no-allocator-tuning", no_tuning, "keep glibc malloc's default thresholds");
+  app.add_flag("--no-allocator-tuning", no_tuning,
+               "keep glibc malloc's default thresholds on both sides (io/allocator.hpp)");
   int64_t cpp_steps = 0;
   app.add_option("--cpp-only", cpp_steps,
                  "time this many C++ training steps (wall and CPU seconds per step) and exit: "
@@ -73,7 +59,8 @@ int run_benchmark(int argc, char** argv) {
   bench::add_harness_flags(app, harness_options);
   CLI11_PARSE(app, argc, argv);
 
-  if (!no_tuning) tune_allocator();
+  bench::heap_allocator() = !no_tuning;  // both sides (bench_util.hpp)
+  if (!no_tuning) mobilenet::keep_activations_on_heap();
   torch::set_num_threads(static_cast<int>(threads));
   const torch::Device device(device_name);
   bench::Harness harness("bench_train_step", harness_options);
@@ -87,9 +74,7 @@ int run_benchmark(int argc, char** argv) {
                       {"latency", train_only ? std::string("not measured (--train-only)")
                                              : "batch 1 (" + std::to_string(runs) + " runs) and batch " +
                                                    std::to_string(big_batch) + " (" +
-                                                   std::to_string(big_runs) + " runs) per round"},
-                      {"allocator", no_tuning ? "glibc defaults"
-                                              : "glibc, mmap off + no trim (C++ side only)"}})) {
+                                                   std::to_string(big_runs) + " runs) per round"}})) {
     return 2;
   }
 

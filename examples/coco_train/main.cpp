@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 #endif
-  keep_activations_on_heap();
+  mobilenet::keep_activations_on_heap();  // io/allocator.hpp: no page faults per step
   try {
     check_allowed_changes(c);
     if (c.nproc > 1 && !std::getenv("RANK")) {
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
         .epochs(c.epochs).device(device).amp(c.amp).clip_grad_norm(c.clip_grad).channels_last(c.channels_last)
         .schedule(mobilenet::LrScheduleOptions(c.schedule, c.lr, 0).pct_start(c.pct_start))
         .warmup_epochs(c.warmup_epochs).seed(c.seed)
-        .resume(c.resume).overwrite(c.overwrite).select_by(c.select_by).collectives(comm)
+        .resume(c.resume).overwrite(c.overwrite).select_by(mobilenet::parse_select_by(c.select_by)).collectives(comm)
         .contract(contract).allow_changes({c.allow_changes.begin(), c.allow_changes.end()})
         .config(app.config_to_str(true, false)).stop_flag(&g_stop)
         .on_epoch_start([&](int64_t epoch) {

@@ -6,11 +6,11 @@
 #include <mobilenet/data.hpp>
 #include <mobilenet/distributed.hpp>
 #include <mobilenet/inference.hpp>
+#include <mobilenet/io/allocator.hpp>
 #include <mobilenet/mobilenet.hpp>
 
 #include <CLI/CLI.hpp>
 
-#include <malloc.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -23,15 +23,6 @@
 #include <vector>
 
 namespace coco_train {
-
-/// glibc would mmap each large activation and unmap it after the step, paying page faults to
-/// zero it again every step; keeping them on the heap saved 10-18% CPU per training step
-/// (benchmarks/README.md). The process keeps its peak memory instead.
-inline void keep_activations_on_heap() {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
-  mallopt(M_ARENA_MAX, 2);
-}
 
 /// --coco-root fills the four data paths the user did not give; at least one source is needed.
 inline void resolve_data_paths(Config& c) {

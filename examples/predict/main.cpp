@@ -1,6 +1,7 @@
 // Runs a coco_train checkpoint on image files or folders and prints, for each image, the
 // classes whose probability reaches that class's tuned threshold.
 #include <mobilenet/inference.hpp>
+#include <mobilenet/io/allocator.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -29,6 +30,7 @@ std::string json_text(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mobilenet::keep_activations_on_heap();  // io/allocator.hpp: batches of images reuse their pages
   CLI::App app{"Predict labels with a coco_train checkpoint"};
   std::string checkpoint, device;
   std::vector<std::string> inputs;

@@ -23,13 +23,15 @@
 ///   }
 /// \endcode
 ///
-/// One header per concept, under distributed/: communicator.hpp (DistributedEnv,
-/// DistributedOptions, Communicator, init_distributed, shard), ddp.hpp
+/// One header per concept, under distributed/: env.hpp (DistributedEnv, DistributedOptions),
+/// communicator.hpp (Communicator), default_group.hpp (init_distributed), ddp.hpp
 /// (DistributedDataParallel), sync_batch_norm.hpp (SyncBatchNorm2d, sync_batch_norm_layer)
 /// and launch.hpp (launch_local). This header includes them all.
 
 #include <mobilenet/distributed/communicator.hpp>
 #include <mobilenet/distributed/ddp.hpp>
+#include <mobilenet/distributed/default_group.hpp>
+#include <mobilenet/distributed/env.hpp>
 #include <mobilenet/distributed/error.hpp>
 #include <mobilenet/distributed/launch.hpp>
 #include <mobilenet/distributed/sync_batch_norm.hpp>

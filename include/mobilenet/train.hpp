@@ -13,6 +13,9 @@
 #include <mobilenet/train/metrics_log.hpp>
 #include <mobilenet/train/optim.hpp>
 #include <mobilenet/train/progress.hpp>
+#include <mobilenet/train/run_contract.hpp>
+#include <mobilenet/train/run_dir.hpp>
 #include <mobilenet/train/schedule.hpp>
+#include <mobilenet/train/select_by.hpp>
 #include <mobilenet/train/train_step.hpp>
 #include <mobilenet/train/trainer.hpp>

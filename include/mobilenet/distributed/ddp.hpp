@@ -96,7 +96,7 @@ class GradientReducer {
         state.push_back(b);
       }
     }
-    comm_->broadcast_(state, root);
+    comm_->broadcast(state, root);
   }
 
   void average_buffers() {
@@ -118,7 +118,7 @@ class GradientReducer {
       flat_parts.push_back(b.reshape(-1).to(comm_->device(), torch::kFloat64));
     }
     auto flat = torch::cat(flat_parts);
-    comm_->all_reduce_(flat);
+    comm_->all_reduce(flat);
     flat.div_(static_cast<double>(comm_->world_size()));
     int64_t offset = 0;
     for (auto& b : floats) {

@@ -4,6 +4,7 @@
 /// sync_batch_norm_layer(), the NormLayer that builds models with it.
 
 #include <mobilenet/distributed/communicator.hpp>
+#include <mobilenet/distributed/default_group.hpp>
 #include <mobilenet/nn/norm_layer.hpp>
 
 #include <torch/torch.h>
@@ -108,14 +109,19 @@ class SyncBatchNorm2dImpl : public torch::nn::Cloneable<SyncBatchNorm2dImpl> {
     auto xs = x - shift.view({1, c, 1, 1});
     auto count = torch::full({1}, static_cast<double>(x.numel() / c), x.options());
     auto local = torch::cat({xs.sum(dims), (xs * xs).sum(dims), count});
-    auto reduced = comm.all_reduce(local.detach());
+    auto reduced = local.detach().clone();
+    comm.all_reduce(reduced);
     torch::Tensor global = reduced;
     if (local.requires_grad() && torch::GradMode::is_enabled()) {
       // Forward value: the global sums. Backward: d(global)/d(local) is the identity and the
       // loss on every rank depends on the global sums, so the gradient is all-reduced too.
       global = reduced + (local - local.detach());
       global.register_hook(
-          [comm_ptr](torch::Tensor grad) { return comm_ptr->all_reduce(grad); });
+          [comm_ptr](torch::Tensor grad) {
+            auto summed = grad.clone();
+            comm_ptr->all_reduce(summed);
+            return summed;
+          });
     }
     auto n = global.narrow(0, 2 * c, 1);
     auto mean_shifted = global.narrow(0, 0, c) / n;

@@ -74,18 +74,18 @@ inline Evaluation evaluate(Classifier& model, BatchSource& source, const LossFun
   if (was_training) model.module().train();
   auto& world = *options.collectives();
   // A rank's shard may be empty; every rank still joins the collectives.
-  const int64_t num_classes = int64_t(world.sum(double(std::max<int64_t>(classes, 0)))) /
-                              std::max<int64_t>(1, int64_t(world.sum(classes >= 0 ? 1.0 : 0.0)));
+  const int64_t num_classes = int64_t(world.all_reduce(double(std::max<int64_t>(classes, 0)))) /
+                              std::max<int64_t>(1, int64_t(world.all_reduce(classes >= 0 ? 1.0 : 0.0)));
   torch::Tensor s = n > 0 ? torch::cat(scores) : torch::zeros({0, num_classes});
   torch::Tensor t = n > 0 ? torch::cat(targets) : torch::zeros({0, num_classes});
-  const double total = world.sum(double(n));
+  const double total = world.all_reduce(double(n));
   TORCH_CHECK(total > 0, "evaluate: no validation image could be evaluated (every batch was "
               "empty: are all validation images unreadable?)");
   Evaluation e;
   e.images = int64_t(total);
-  e.loss = world.sum(loss_sum) / total;
-  s = world.gather_rows(s);
-  t = world.gather_rows(t);
+  e.loss = world.all_reduce(loss_sum) / total;
+  s = world.all_gather(s);
+  t = world.all_gather(t);
   MetricsAccumulator acc(s.size(1));
   accumulate(acc, s, t);
   e.at_half = acc.at_threshold(0.5f);

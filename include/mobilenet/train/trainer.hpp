@@ -20,7 +20,10 @@
 #include <mobilenet/train/evaluate.hpp>
 #include <mobilenet/train/metrics_log.hpp>
 #include <mobilenet/train/progress.hpp>
+#include <mobilenet/train/run_contract.hpp>
+#include <mobilenet/train/run_dir.hpp>
 #include <mobilenet/train/schedule.hpp>
+#include <mobilenet/train/select_by.hpp>
 #include <mobilenet/train/train_step.hpp>
 
 #include <torch/torch.h>
@@ -77,11 +80,8 @@ struct FitResult {
   std::string message;          ///< one line for the user
 };
 
-/// Names and values that must match on resume and across ranks.
-using RunContract = std::map<std::string, std::string>;
-
 /// Trainer options. Example:
-/// `TrainerOptions("runs/coco").epochs(10).device(torch::kCUDA).amp(true).select_by("map")`.
+/// `TrainerOptions("runs/coco").epochs(10).device(torch::kCUDA).amp(true).select_by(SelectBy::f1)`.
 struct TrainerOptions {
   using StopFlag = const std::atomic<bool>*;
   using Stream = std::ostream*;
@@ -119,9 +119,8 @@ struct TrainerOptions {
   TORCH_ARG(std::optional<uint64_t>, seed) = std::nullopt;
   /// Start afresh even if out_dir holds a run. Default false (a non-empty out_dir is refused).
   TORCH_ARG(bool, overwrite) = false;
-  /// Score that picks best.pt: "map", "f1" (tuned macro F1) or "loss" (lowest val loss).
-  /// Default "map".
-  TORCH_ARG(std::string, select_by) = "map";
+  /// Score that picks best.pt (select_by.hpp). Default SelectBy::map.
+  TORCH_ARG(SelectBy, select_by) = SelectBy::map;
   /// Evaluate the untrained model first (epoch 0 row of metrics.csv). Default true.
   TORCH_ARG(bool, evaluate_untrained) = true;
   /// Data-parallel job (distributed/communicator.hpp's Communicator). Default: one process.
@@ -161,14 +160,13 @@ class Trainer {
         optimizer_(std::move(optimizer)),
         loss_(std::move(loss)),
         o_(std::move(options)),
+        dir_(o_.out_dir().empty() ? std::string(".") : o_.out_dir()),
         scaler_(GradScalerOptions().enabled(o_.amp() && o_.device().is_cuda())) {
     TORCH_CHECK(model_.defined(), "Trainer: no model");
     TORCH_CHECK(optimizer_ != nullptr, "Trainer: no optimizer");
     TORCH_CHECK(loss_ != nullptr, "Trainer: no loss function");
     TORCH_CHECK(!o_.out_dir().empty(), "Trainer: out_dir must be set");
     TORCH_CHECK(o_.epochs() >= 1, "Trainer: epochs must be >= 1, got ", o_.epochs());
-    TORCH_CHECK(o_.select_by() == "map" || o_.select_by() == "f1" || o_.select_by() == "loss",
-                "Trainer: select_by must be map, f1 or loss, got '", o_.select_by(), "'");
     TORCH_CHECK(std::isfinite(o_.clip_grad_norm()) && o_.clip_grad_norm() >= 0,
                 "Trainer: clip_grad_norm must be finite and >= 0, got ", o_.clip_grad_norm());
     TORCH_CHECK(std::isfinite(o_.warmup_epochs()) && o_.warmup_epochs() >= 0,
@@ -189,170 +187,56 @@ class Trainer {
   const ModelSpec& spec() const { return spec_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const TrainingState& state() const { return state_; }
-  std::string last_path() const { return path("last.pt"); }
-  std::string best_path() const { return path("best.pt"); }
-  std::string metrics_path() const { return path("metrics.csv"); }
+  /// The run folder and its files.
+  const RunDir& run_dir() const { return dir_; }
+  std::string last_path() const { return dir_.last(); }
+  std::string best_path() const { return dir_.best(); }
+  std::string metrics_path() const { return dir_.metrics(); }
 
   /// Trains until `epochs` (or a stop request / non-finite loss), evaluating on `val` after
   /// every epoch. Every rank calls it with its own shard of the data.
   FitResult fit(BatchSource& train, BatchSource& val) {
     auto& world = *o_.collectives();
-    const bool main = world.is_main();
-    std::ostream silent(nullptr);
-    std::ostream& log = main && o_.log() ? *o_.log() : silent;
-    std::ostream& out = main && o_.out() ? *o_.out() : silent;
     const int64_t steps_per_epoch = train.batches_per_epoch();
-    TORCH_CHECK(world.sum(steps_per_epoch > 0 ? 0.0 : 1.0) == 0,
+    TORCH_CHECK(world.all_reduce(steps_per_epoch > 0 ? 0.0 : 1.0) == 0,
                 "Trainer: the training set gives no batch on some rank (empty training set?)");
-    agree_on_contract(world);
-    prepare_run_dir(world);
-    if (o_.resume()) resume(world, log);
-    else if (o_.seed()) torch::manual_seed(*o_.seed());
-    MetricsLog metrics(metrics_path());
-    if (main) metrics.start(o_.resume() ? state_.epoch : -1);
-    const std::optional<LrSchedule> schedule = make_schedule(steps_per_epoch);
-
-    TrainStepOptions step_options(o_.device());
-    step_options.amp(o_.amp()).clip_grad_norm(o_.clip_grad_norm());
-    if (o_.after_backward()) step_options.after_backward(o_.after_backward());
-    if (world.distributed()) {
-      step_options.finite_consensus([&world](bool finite) { return world.sum(finite ? 0.0 : 1.0) == 0; });
-    }
+    begin_run(world);
+    MetricsLog metrics(dir_.metrics());
+    if (world.is_main()) metrics.start(o_.resume() ? state_.epoch : -1);
+    const EpochPlan plan{steps_per_epoch, make_schedule(steps_per_epoch), make_step_options(world)};
     FitResult result;
     if (!o_.resume() && o_.evaluate_untrained()) {
-      const Evaluation e = evaluate_now(val, 0);
+      const Evaluation e = evaluate_model(val, 0, model_);
       EpochRecord r;
       r.val = &e;
-      if (main) metrics.append(r);
-      print_epoch(out, 0, r);
+      if (world.is_main()) metrics.append(r);
+      print_epoch(out(), 0, r);
     }
-    double lr = 0;
     for (int64_t epoch = state_.epoch; epoch < o_.epochs(); ++epoch) {
-      model_.module().train();
-      if (o_.on_epoch_start()) o_.on_epoch_start()(epoch);
-      ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs()),
-                      steps_per_epoch);
-      // A resumed interrupted epoch continues where it stopped: same order, later batches.
-      const int64_t skip = state_.step - epoch * steps_per_epoch;
-      int64_t index = 0, images = 0, loss_n = 0;
-      double loss_sum = 0;
-      bool stop = false, non_finite = false;
-      train.for_each(epoch, [&](const BatchView& batch) {
-        if (index++ < skip) return true;
-        // One collective per step carries both the stop request and "some rank has an empty
-        // batch" (all ranks must skip together: the step's collectives must match).
-        const bool empty = batch.images.size(0) == 0;
-        const double flags = agree((stop_requested() ? 1.0 : 0.0) + (empty ? 1000.0 : 0.0));
-        stop = std::fmod(flags, 1000.0) > 0;  // a stop request: no new step
-        if (stop || flags >= 1000.0) return !stop;
-        auto x = batch.images.to(o_.device(), /*non_blocking=*/true)
-                     .contiguous(o_.channels_last() ? at::MemoryFormat::ChannelsLast
-                                                    : at::MemoryFormat::Contiguous);
-        auto y = batch.targets.to(o_.device(), /*non_blocking=*/true);
-        if (schedule) {
-          schedule->apply(*optimizer_, state_.step);
-          lr = schedule->lr(state_.step);
-        }
-        const StepResult r = train_step(model_, *optimizer_, scaler_, loss_, x, y, step_options);
-        if (!r.finite && !scaler_.enabled()) {
-          non_finite = true;
-          result.message = "loss became " + std::to_string(r.loss) + " at epoch " +
-                           std::to_string(epoch + 1) + ", step " + std::to_string(state_.step) +
-                           ": stopped; " +
-                           (state_.epoch > 0 ? last_path() + " keeps the last good state"
-                                             : "no checkpoint was written (no epoch finished)");
-          return false;
-        }
-        if (ema_ && !r.skipped) ema_->update(model_.module());
-        ++state_.step;
-        ++result.steps_run;
-        images += x.size(0);
-        if (r.finite) {
-          loss_sum += r.loss;
-          ++loss_n;
-        }
-        if (o_.on_step()) {
-          o_.on_step()(StepEvent{epoch, state_.step, index - 1, r.loss, r.finite, lr});
-        }
-        if (main && o_.progress()) {
-          std::ostringstream extra;
-          extra << "loss " << std::fixed << std::setprecision(4)
-                << (loss_n ? loss_sum / double(loss_n) : 0.0) << " lr " << std::scientific
-                << std::setprecision(2) << lr;
-          bar.update(index - skip, images * world.world_size(), extra.str());
-        }
-        return true;
-      });
-      state_.scaler = scaler_.state();
-      if (non_finite) {
-        log << "\n" << result.message << "\n";
-        result.status = FitStatus::non_finite;
-        result.state = state_;
-        return result;
-      }
-      if (stop) {
+      const EpochTraining t = train_epoch(train, epoch, plan, result);
+      if (t.end == EpochEnd::non_finite) return end_fit(result, FitStatus::non_finite, t.message);
+      if (t.end == EpochEnd::stopped) {
         train.stop();
-        checkpoint(last_path(), true);
-        result.status = FitStatus::interrupted;
-        result.message = "interrupted: checkpoint written to " + last_path() +
-                         " (continue with --resume)";
-        log << "\n" << result.message << "\n";
-        result.state = state_;
-        return result;
+        checkpoint(dir_.last(), true);
+        return end_fit(result, FitStatus::interrupted,
+                       "interrupted: checkpoint written to " + dir_.last() + " (continue with --resume)");
       }
-      const double trained = world.sum(double(images));
-      TORCH_CHECK(trained > 0 || skip >= steps_per_epoch, "epoch ", epoch + 1,
-                  ": no training step was made: every batch was empty (are all training "
-                  "images unreadable?)");
-      const double train_loss =
-          world.sum(loss_n ? loss_sum / double(loss_n) : 0.0) /
-          std::max(1.0, world.sum(loss_n ? 1.0 : 0.0));
-      if (main && o_.progress()) bar.finish(images * world.world_size());
-      state_.epoch = epoch + 1;
-      const Evaluation e = evaluate_now(val, epoch + 1);
-      std::optional<Evaluation> e_ema;
-      if (ema_) e_ema = evaluate_now(val, epoch + 1, ema_model_);
-      state_.thresholds = e.thresholds;
-      EpochRecord r;
-      r.epoch = epoch + 1;
-      r.train_loss = loss_n || world.distributed() ? train_loss : std::nan("");
-      r.lr = lr;
-      r.seconds = bar.elapsed();
-      r.val = &e;
-      r.ema = e_ema ? &*e_ema : nullptr;
-      if (main) metrics.append(r);
-      print_epoch(out, epoch + 1, r);
-      // best.pt: the better of the raw and the EMA weights, by the chosen score.
-      const double raw_score = score(e);
-      const bool ema_better = e_ema && score(*e_ema) > raw_score;
-      const double epoch_score = ema_better ? score(*e_ema) : raw_score;
-      const bool best = std::isfinite(epoch_score) && epoch_score > state_.best_score;
-      if (best) {
-        state_.best_score = epoch_score;
-        state_.best_epoch = epoch + 1;
-        state_.best_source = ema_better ? "ema" : "model";
-      }
-      checkpoint(last_path(), true);
-      if (best) save_best(ema_better ? ema_model_ : model_, ema_better ? *e_ema : e);
-      if (o_.on_epoch_end()) o_.on_epoch_end()(EpochEvent{epoch + 1, r.train_loss, &e, r.ema, best});
-      result.last = e;
+      result.last = end_epoch(val, epoch, t, metrics);
       if (state_.epoch == o_.epochs()) {
-        write_final_report(out, e);
-      } else if (agree(stop_requested() ? 1.0 : 0.0) > 0) {
-        result.status = FitStatus::interrupted;
-        result.message = "interrupted between epochs: " + last_path() + " is up to date";
-        log << result.message << "\n";
-        result.state = state_;
-        return result;
+        write_final_report(*result.last);
+      } else if (agree_step(stop_requested(), false).stop) {
+        return end_fit(result, FitStatus::interrupted,
+                       "interrupted between epochs: " + dir_.last() + " is up to date");
       }
     }
     result.state = state_;
     result.message = state_.best_epoch > 0
                          ? "best epoch " + std::to_string(state_.best_epoch) + " (" +
-                               o_.select_by() + " " + format_score(state_.best_score) + ", " +
-                               (state_.best_source == "ema" ? "EMA" : "raw") + " weights): " +
-                               best_path()
-                         : "no epoch had a finite " + o_.select_by() + ": best.pt not written";
+                               to_string(o_.select_by()) + " " + format_score(state_.best_score) +
+                               ", " + (state_.best_source == "ema" ? "EMA" : "raw") +
+                               " weights): " + dir_.best()
+                         : std::string("no epoch had a finite ") + to_string(o_.select_by()) +
+                               ": best.pt not written";
     return result;
   }
 
@@ -367,14 +251,178 @@ class Trainer {
   }
 
  private:
-  std::string path(const std::string& name) const {
-    return (std::filesystem::path(o_.out_dir()) / name).string();
+  // What every epoch of one fit() shares.
+  struct EpochPlan {
+    int64_t steps_per_epoch = 0;
+    std::optional<LrSchedule> schedule;
+    TrainStepOptions step_options;
+  };
+
+  enum class EpochEnd { completed, stopped, non_finite };
+
+  // One epoch's training, before its evaluation.
+  struct EpochTraining {
+    EpochEnd end = EpochEnd::completed;
+    double train_loss = std::nan("");  // mean over ranks of each rank's mean step loss
+    double lr = 0;                     // at the epoch's last step
+    double seconds = 0;
+    std::string message;               // why it ended early
+  };
+
+  // What all ranks decide together before a step, in one collective: a stop request on any
+  // rank stops all; an empty batch on any rank makes all skip the step (its collectives must
+  // match on every rank).
+  struct StepAgreement {
+    bool stop = false;
+    bool skip = false;
+  };
+
+  StepAgreement agree_step(bool stop_requested, bool empty_batch) {
+    auto& world = *o_.collectives();
+    if (!world.distributed()) return {stop_requested, empty_batch};
+    auto flags = torch::tensor({stop_requested ? 1.0 : 0.0, empty_batch ? 1.0 : 0.0}, torch::kDouble);
+    world.all_reduce(flags, ReduceOp::Max);
+    return {flags[0].item<double>() > 0, flags[1].item<double>() > 0};
   }
 
   bool stop_requested() const { return o_.stop_flag() && o_.stop_flag()->load(); }
 
-  // Sum over ranks (a plain value with one process).
-  double agree(double v) { return o_.collectives()->sum(v); }
+  // Progress and messages on rank 0 only; results likewise. Other ranks write to a stream
+  // without a buffer, which drops everything.
+  static std::ostream& silent() {
+    static std::ostream none(nullptr);
+    return none;
+  }
+  std::ostream& log() { return o_.collectives()->is_main() && o_.log() ? *o_.log() : silent(); }
+  std::ostream& out() { return o_.collectives()->is_main() && o_.out() ? *o_.out() : silent(); }
+
+  // The contract agreed over ranks, the run folder prepared, then a resume or a seed.
+  void begin_run(Collectives& world) {
+    agree_on_contract(world, state_.contract);
+    dir_.prepare(world, o_.resume(), o_.overwrite());
+    if (o_.resume()) resume(world);
+    else if (o_.seed()) torch::manual_seed(*o_.seed());
+  }
+
+  TrainStepOptions make_step_options(Collectives& world) const {
+    TrainStepOptions s(o_.device());
+    s.amp(o_.amp()).clip_grad_norm(o_.clip_grad_norm());
+    if (o_.after_backward()) s.after_backward(o_.after_backward());
+    if (world.distributed()) {
+      s.finite_consensus([&world](bool finite) { return world.all_reduce(finite ? 0.0 : 1.0) == 0; });
+    }
+    return s;
+  }
+
+  // Trains one epoch; a resumed interrupted epoch continues where it stopped (same order,
+  // later batches).
+  EpochTraining train_epoch(BatchSource& train, int64_t epoch, const EpochPlan& plan, FitResult& result) {
+    auto& world = *o_.collectives();
+    model_.module().train();
+    if (o_.on_epoch_start()) o_.on_epoch_start()(epoch);
+    ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs()),
+                    plan.steps_per_epoch);
+    const int64_t skip = state_.step - epoch * plan.steps_per_epoch;
+    int64_t index = 0, images = 0, loss_n = 0;
+    double loss_sum = 0;
+    EpochTraining t;
+    train.for_each(epoch, [&](const BatchView& batch) {
+      if (index++ < skip) return true;
+      const StepAgreement agreed = agree_step(stop_requested(), batch.images.size(0) == 0);
+      if (agreed.stop) {
+        t.end = EpochEnd::stopped;
+        return false;
+      }
+      if (agreed.skip) return true;
+      auto x = batch.images.to(o_.device(), /*non_blocking=*/true)
+                   .contiguous(o_.channels_last() ? at::MemoryFormat::ChannelsLast
+                                                  : at::MemoryFormat::Contiguous);
+      auto y = batch.targets.to(o_.device(), /*non_blocking=*/true);
+      if (plan.schedule) {
+        plan.schedule->apply(*optimizer_, state_.step);
+        t.lr = plan.schedule->lr(state_.step);
+      }
+      const StepResult r = train_step(model_, *optimizer_, scaler_, loss_, x, y, plan.step_options);
+      if (!r.finite && !scaler_.enabled()) {
+        t.end = EpochEnd::non_finite;
+        t.message = "loss became " + std::to_string(r.loss) + " at epoch " + std::to_string(epoch + 1) +
+                    ", step " + std::to_string(state_.step) + ": stopped; " +
+                    (state_.epoch > 0 ? dir_.last() + " keeps the last good state"
+                                      : "no checkpoint was written (no epoch finished)");
+        return false;
+      }
+      if (ema_ && !r.skipped) ema_->update(model_.module());
+      ++state_.step;
+      ++result.steps_run;
+      images += x.size(0);
+      if (r.finite) {
+        loss_sum += r.loss;
+        ++loss_n;
+      }
+      if (o_.on_step()) o_.on_step()(StepEvent{epoch, state_.step, index - 1, r.loss, r.finite, t.lr});
+      if (world.is_main() && o_.progress()) {
+        std::ostringstream extra;
+        extra << "loss " << std::fixed << std::setprecision(4)
+              << (loss_n ? loss_sum / double(loss_n) : 0.0) << " lr " << std::scientific
+              << std::setprecision(2) << t.lr;
+        bar.update(index - skip, images * world.world_size(), extra.str());
+      }
+      return true;
+    });
+    state_.scaler = scaler_.state();
+    if (t.end != EpochEnd::completed) return t;
+    const double trained = world.all_reduce(double(images));
+    TORCH_CHECK(trained > 0 || skip >= plan.steps_per_epoch, "epoch ", epoch + 1,
+                ": no training step was made: every batch was empty (are all training "
+                "images unreadable?)");
+    const double mean = world.all_reduce(loss_n ? loss_sum / double(loss_n) : 0.0) /
+                        std::max(1.0, world.all_reduce(loss_n ? 1.0 : 0.0));
+    if (loss_n || world.distributed()) t.train_loss = mean;
+    if (world.is_main() && o_.progress()) bar.finish(images * world.world_size());
+    t.seconds = bar.elapsed();
+    return t;
+  }
+
+  // Evaluates the raw (and EMA) weights, logs the epoch, writes last.pt and, when the epoch
+  // scores best, best.pt; then the callback. Returns the raw weights' evaluation.
+  Evaluation end_epoch(BatchSource& val, int64_t epoch, const EpochTraining& t, MetricsLog& metrics) {
+    state_.epoch = epoch + 1;
+    const Evaluation e = evaluate_model(val, epoch + 1, model_);
+    std::optional<Evaluation> e_ema;
+    if (ema_) e_ema = evaluate_model(val, epoch + 1, ema_model_);
+    state_.thresholds = e.thresholds;
+    EpochRecord r;
+    r.epoch = epoch + 1;
+    r.train_loss = t.train_loss;
+    r.lr = t.lr;
+    r.seconds = t.seconds;
+    r.val = &e;
+    r.ema = e_ema ? &*e_ema : nullptr;
+    if (o_.collectives()->is_main()) metrics.append(r);
+    print_epoch(out(), epoch + 1, r);
+    // best.pt: the better of the raw and the EMA weights, by the chosen score.
+    const double raw_score = selection_score(o_.select_by(), e);
+    const bool ema_better = e_ema && selection_score(o_.select_by(), *e_ema) > raw_score;
+    const double epoch_score = ema_better ? selection_score(o_.select_by(), *e_ema) : raw_score;
+    const bool best = std::isfinite(epoch_score) && epoch_score > state_.best_score;
+    if (best) {
+      state_.best_score = epoch_score;
+      state_.best_epoch = epoch + 1;
+      state_.best_source = ema_better ? "ema" : "model";
+    }
+    checkpoint(dir_.last(), true);
+    if (best) save_best(ema_better ? ema_model_ : model_, ema_better ? *e_ema : e);
+    if (o_.on_epoch_end()) o_.on_epoch_end()(EpochEvent{epoch + 1, r.train_loss, &e, r.ema, best});
+    return e;
+  }
+
+  FitResult& end_fit(FitResult& result, FitStatus status, std::string message) {
+    result.status = status;
+    result.message = std::move(message);
+    result.state = state_;
+    log() << "\n" << result.message << "\n";
+    return result;
+  }
 
   std::optional<LrSchedule> make_schedule(int64_t steps_per_epoch) const {
     if (!o_.schedule()) return std::nullopt;
@@ -385,12 +433,7 @@ class Trainer {
     return LrSchedule(s);
   }
 
-  double score(const Evaluation& e) const {
-    return o_.select_by() == "map" ? e.ap.mean : o_.select_by() == "f1" ? e.tuned.macro_f1 : -e.loss;
-  }
-
-  Evaluation evaluate_now(BatchSource& val, int64_t epoch) { return evaluate_now(val, epoch, model_); }
-  Evaluation evaluate_now(BatchSource& val, int64_t epoch, Classifier& model) {
+  Evaluation evaluate_model(BatchSource& val, int64_t epoch, Classifier& model) {
     return evaluate(model, val, loss_, epoch,
                     EvaluateOptions()
                         .device(o_.device())
@@ -418,54 +461,16 @@ class Trainer {
     if (world.is_main()) {
       TrainingState s = state_;
       s.thresholds = e.thresholds;
-      save_checkpoint(best_path(), weights.module(), spec_, s, nullptr);
+      save_checkpoint(dir_.best(), weights.module(), spec_, s, nullptr);
     }
     world.barrier();
   }
 
-  // Every rank must run the same configuration: rank 0's contract is broadcast and each rank
-  // names what differs; then all fail together.
-  void agree_on_contract(Collectives& world) {
-    if (!world.distributed()) return;
-    std::string mine = encode(state_.contract);
-    std::vector<torch::Tensor> size{torch::tensor({int64_t(mine.size())})};
-    world.broadcast(size);
-    auto bytes = world.is_main() ? torch::from_blob(mine.data(), {int64_t(mine.size())}, torch::kChar).clone()
-                                 : torch::zeros({size[0].item<int64_t>()}, torch::kChar);
-    std::vector<torch::Tensor> payload{bytes};
-    world.broadcast(payload);
-    const std::string theirs(static_cast<const char*>(payload[0].data_ptr()), size_t(payload[0].numel()));
-    const std::string diff = describe_differences(decode(theirs), state_.contract, "rank 0", "this rank", {});
-    const double bad = world.sum(diff.empty() ? 0.0 : 1.0);
-    TORCH_CHECK(bad == 0, "ranks were started with different configurations",
-                diff.empty() ? std::string(" (on another rank)") : ": " + diff);
-  }
-
-  void prepare_run_dir(Collectives& world) {
-    namespace fs = std::filesystem;
-    double refuse = 0;
-    if (world.is_main()) {
-      std::error_code ec;
-      fs::create_directories(o_.out_dir(), ec);
-      TORCH_CHECK(!ec, "cannot create output folder '", o_.out_dir(), "': ", ec.message());
-      const bool has_run = fs::exists(last_path()) || fs::exists(metrics_path()) || fs::exists(best_path());
-      if (!o_.resume() && !o_.overwrite() && has_run) refuse = 1;
-      if (o_.overwrite()) {
-        for (const auto& name : {"last.pt", "best.pt", "metrics.csv", "per_class.csv"}) {
-          fs::remove(path(name), ec);
-        }
-      }
-    }
-    TORCH_CHECK(world.sum(refuse) == 0, "output folder '", o_.out_dir(),
-                "' already holds a run (last.pt / best.pt / metrics.csv): continue it with "
-                "--resume, or start afresh with --overwrite");
-  }
-
-  void resume(Collectives& world, std::ostream& log) {
+  void resume(Collectives& world) {
     TORCH_CHECK(std::filesystem::exists(last_path()), "resume: no checkpoint at '", last_path(), "'");
     // The contract first: another architecture, optimizer or EMA setting would otherwise fail
     // inside the weight or state loading, with a message that does not name the setting.
-    const std::string diff = describe_differences(read_contract(last_path()), state_.contract,
+    const std::string diff = contract_differences(read_contract(dir_.last()), state_.contract,
                                                   "checkpoint", "now", o_.allow_changes());
     TORCH_CHECK(diff.empty(), "resume: '", last_path(), "' was written by a different run: ", diff,
                 " (start afresh with --overwrite, or allow intended changes explicitly)");
@@ -488,49 +493,13 @@ class Trainer {
       }
       std::vector<torch::Tensor> v{torch::tensor({checksum}, torch::kDouble)};
       world.broadcast(v);
-      const double differs = world.sum(std::abs(v[0].item<double>() - checksum) > 1e-9 * std::abs(checksum) ? 1.0 : 0.0);
+      const double differs = world.all_reduce(std::abs(v[0].item<double>() - checksum) > 1e-9 * std::abs(checksum) ? 1.0 : 0.0);
       TORCH_CHECK(differs == 0, "resume: ranks loaded different checkpoints from '", last_path(),
                   "' (each rank reads it from its own disk: put the run folder on shared storage "
                   "or copy rank 0's last.pt to every machine)");
     }
-    log << "resumed from " << last_path() << " at epoch " << state_.epoch << ", step "
-        << state_.step << "\n";
-  }
-
-  static std::string encode(const std::map<std::string, std::string>& m) {
-    std::string s;
-    for (const auto& kv : m) s += kv.first + '\x1f' + kv.second + '\x1e';
-    return s;
-  }
-  static std::map<std::string, std::string> decode(const std::string& s) {
-    std::map<std::string, std::string> m;
-    size_t pos = 0;
-    while (pos < s.size()) {
-      const size_t sep = s.find('\x1f', pos), end = s.find('\x1e', pos);
-      if (sep == std::string::npos || end == std::string::npos || sep > end) break;
-      m[s.substr(pos, sep - pos)] = s.substr(sep + 1, end - sep - 1);
-      pos = end + 1;
-    }
-    return m;
-  }
-
-  // "image_size: checkpoint 64, now 96; lr: ..." for every name whose values differ.
-  static std::string describe_differences(const std::map<std::string, std::string>& a,
-                                          const std::map<std::string, std::string>& b,
-                                          const std::string& a_name, const std::string& b_name,
-                                          const std::set<std::string>& allowed) {
-    std::set<std::string> keys;
-    for (const auto& kv : a) keys.insert(kv.first);
-    for (const auto& kv : b) keys.insert(kv.first);
-    std::string diff;
-    for (const auto& k : keys) {
-      if (allowed.count(k)) continue;
-      const auto ia = a.find(k), ib = b.find(k);
-      const std::string va = ia == a.end() ? "(unset)" : ia->second;
-      const std::string vb = ib == b.end() ? "(unset)" : ib->second;
-      if (va != vb) diff += (diff.empty() ? "" : "; ") + k + ": " + a_name + " " + va + ", " + b_name + " " + vb;
-    }
-    return diff;
+    log() << "resumed from " << dir_.last() << " at epoch " << state_.epoch << ", step "
+          << state_.step << "\n";
   }
 
   static std::string format_score(double v) {
@@ -552,17 +521,17 @@ class Trainer {
     out << std::endl;
   }
 
-  void write_final_report(std::ostream& out, const Evaluation& e) const {
+  void write_final_report(const Evaluation& e) {
     if (!o_.collectives()->is_main()) return;
-    out << "\n" << e.report;
-    std::ofstream per_class(path("per_class.csv"));
+    out() << "\n" << e.report;
+    std::ofstream per_class(dir_.per_class());
     per_class << "class,ap,threshold\n";
     for (size_t k = 0; k < e.thresholds.size(); ++k) {
       per_class << (k < spec_.class_names().size() ? spec_.class_names()[k] : std::to_string(k))
                 << "," << e.ap.per_class[k] << "," << e.thresholds[k] << "\n";
     }
     // Relative names: gnuplot runs in the run folder, whatever characters its path holds.
-    std::ofstream(path("plots.gp")) << MetricsLog::gnuplot_script("metrics.csv", "per_class.csv",
+    std::ofstream(dir_.plots()) << MetricsLog::gnuplot_script("metrics.csv", "per_class.csv",
                                                                   /*with_ema=*/ema_ != nullptr);
   }
 
@@ -571,6 +540,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   LossFunction loss_;
   TrainerOptions o_;
+  RunDir dir_;
   GradScaler scaler_;
   TrainingState state_;
   using Ema = ModelEma<std::shared_ptr<torch::nn::Module>>;
