@@ -160,12 +160,11 @@ class Trainer {
         optimizer_(std::move(optimizer)),
         loss_(std::move(loss)),
         o_(std::move(options)),
-        dir_(o_.out_dir().empty() ? std::string(".") : o_.out_dir()),
+        dir_(required_out_dir(o_)),
         scaler_(GradScalerOptions().enabled(o_.amp() && o_.device().is_cuda())) {
     TORCH_CHECK(model_.defined(), "Trainer: no model");
     TORCH_CHECK(optimizer_ != nullptr, "Trainer: no optimizer");
     TORCH_CHECK(loss_ != nullptr, "Trainer: no loss function");
-    TORCH_CHECK(!o_.out_dir().empty(), "Trainer: out_dir must be set");
     TORCH_CHECK(o_.epochs() >= 1, "Trainer: epochs must be >= 1, got ", o_.epochs());
     TORCH_CHECK(std::isfinite(o_.clip_grad_norm()) && o_.clip_grad_norm() >= 0,
                 "Trainer: clip_grad_norm must be finite and >= 0, got ", o_.clip_grad_norm());
@@ -251,6 +250,12 @@ class Trainer {
   }
 
  private:
+  // Checked before dir_ is built from it, so the message names the Trainer's option.
+  static const std::string& required_out_dir(const TrainerOptions& o) {
+    TORCH_CHECK(!o.out_dir().empty(), "Trainer: out_dir must be set");
+    return o.out_dir();
+  }
+
   // What every epoch of one fit() shares.
   struct EpochPlan {
     int64_t steps_per_epoch = 0;
