@@ -3,6 +3,7 @@
 #include <mobilenet/mobilenet.hpp>
 #include <mobilenet/models/prepare.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 
@@ -349,6 +350,26 @@ void randomize_batchnorm(torch::nn::Module& model) {
 }
 }  // namespace
 
+// 1x1, stride-1, unpadded, ungrouped Conv2d modules of a model, counted on its modules.
+template <typename Model>
+int64_t pointwise_convolutions(Model& model) {
+  int64_t n = 0;
+  for (auto& m : model.modules()) {
+    if (auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(m)) {
+      const auto& o = conv->options;
+      if (o.groups() != 1 || (*o.kernel_size())[0] != 1 || (*o.kernel_size())[1] != 1 ||
+          (*o.stride())[0] != 1 || (*o.stride())[1] != 1) {
+        continue;
+      }
+      // Unpadded iff a 3x3 input stays 3x3 (the padding option is a variant whose type differs
+      // between LibTorch 1.13 and 2.x).
+      torch::NoGradGuard no_grad;
+      n += conv->forward(torch::zeros({1, o.in_channels(), 3, 3})).size(2) == 3;
+    }
+  }
+  return n;
+}
+
 TEST_CASE("prepare_for_inference equals the eval forward within 1e-5 (V2 at OS 32/16/8, V1, norm_layer)") {
   torch::manual_seed(11);
   auto x = torch::randn({2, 3, 64, 64});
@@ -362,12 +383,19 @@ TEST_CASE("prepare_for_inference equals the eval forward within 1e-5 (V2 at OS 3
     }
     for (auto format : {InferenceMemoryFormat::kChannelsLast, InferenceMemoryFormat::kContiguous,
                         InferenceMemoryFormat::kMeasure}) {
-      for (bool backends : {false, true}) {
+      using Backend = InferenceNode::Backend;
+      for (std::optional<Backend> backend :
+           {std::optional<Backend>(), std::optional(Backend::kATen),
+            std::optional(Backend::kMkldnn), std::optional(Backend::kGemm)}) {
         CAPTURE(static_cast<int>(format));
-        CAPTURE(backends);
+        CAPTURE(static_cast<int>(backend.value_or(Backend(-1))));
         auto fast = prepare_for_inference(
-            *model, InferenceOptions().memory_format(format).choose_backends(backends)
-                        .example_input(x));
+            *model, InferenceOptions().memory_format(format).backend(backend).example_input(x));
+        if (backend == Backend::kGemm) {
+          // Every 1x1 stride-1 convolution (expansions, projections, V1's pointwise) is one.
+          CHECK(fast.num_gemm_convolutions() == pointwise_convolutions(*model));
+          CHECK(fast.num_gemm_convolutions() > 0);
+        }
         CHECK(relative_error(fast(x), expected) <= 1e-5);
         // Any input layout is accepted.
         CHECK(relative_error(fast(x.contiguous(at::MemoryFormat::ChannelsLast)), expected) <=
@@ -393,7 +421,7 @@ TEST_CASE("prepare_for_inference leaves no BatchNorm: 52 folded convolutions, 10
   MobileNetV2 model(MobileNetV2Options().num_classes(3));
   auto fast = prepare_for_inference(
       *model, InferenceOptions().memory_format(InferenceMemoryFormat::kChannelsLast)
-                  .choose_backends(false));
+                  .backend(InferenceNode::Backend::kATen));
   CHECK(fast.num_convolutions() == 52);
   CHECK(fast.memory_format() == at::MemoryFormat::ChannelsLast);
   int64_t residuals = 0, folded = 0;

@@ -257,7 +257,7 @@ TEST_CASE("onnxruntime matches our eval forward within 1e-5: V2 OS32/16/8, width
     auto ort = onnxruntime(dir, path, inputs, 7, {"logits", "probabilities"});
     if (ort.empty()) break;
     const auto prepared = prepare_for_inference(
-        model.features(), model.classifier(), InferenceOptions().choose_backends(false)
+        model.features(), model.classifier(), InferenceOptions().backend(InferenceNode::Backend::kATen)
                                                   .memory_format(InferenceMemoryFormat::kContiguous));
     for (size_t b = 0; b < inputs.size(); ++b) {
       CAPTURE(inputs[b].size(0));

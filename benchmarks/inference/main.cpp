@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "../bench_util.hpp"
+#include "../physical_limit.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -95,7 +96,18 @@ int run_benchmark(int argc, char** argv) {
   std::printf("Python sides  onnxruntime %s, torch.compile %s, numpy %s\n",
               info.at("onnxruntime").c_str(), info.at("torch_compile").c_str(), info.at("numpy").c_str());
 
-  mobilenet::Predictor predictor(checkpoint);
+  // The arithmetic per image, counted on the folded model (what every side computes).
+  const double gflop_per_image =
+      bench::forward_flops(mobilenet::prepare_for_inference(
+                               model.features(), model.classifier(),
+                               mobilenet::InferenceOptions()
+                                   .backend(mobilenet::InferenceNode::Backend::kATen)
+                                   .memory_format(mobilenet::InferenceMemoryFormat::kContiguous)),
+                           1, size, size) / 1e9;
+  bench::print_physical_reference(static_cast<int>(threads), gflop_per_image);
+
+  // batch_size: the batch the user runs, which its batched model is prepared on.
+  mobilenet::Predictor predictor(checkpoint, mobilenet::PredictorOptions().batch_size(big_batch));
   std::vector<std::vector<bench::Series>> series(batches.size());
   for (size_t i = 0; i < batches.size(); ++i) {
     const std::string b = "batch-" + std::to_string(batches[i]);
@@ -136,6 +148,18 @@ int run_benchmark(int argc, char** argv) {
     for (const auto& s : per_batch) {
       if (!s.py.empty()) harness.report(s);
     }
+  }
+  std::printf("achieved GFLOP/s (medians; peak and GEMM ceiling above)\n");
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const double gflop = gflop_per_image * double(batches[i]);
+    std::printf("  batch-%-4lld C++ %.0f", (long long)batches[i],
+                gflop / (bench::median(series[i].back().cpp) / 1e3));
+    for (size_t s = 0; s < kSides.size(); ++s) {
+      if (present[s]) {
+        std::printf(", %s %.0f", kSides[s].second.c_str(), gflop / (bench::median(series[i][s].py) / 1e3));
+      }
+    }
+    std::printf("\n");
   }
   std::printf("per round\n");
   for (const auto& per_batch : series) {

@@ -22,6 +22,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "../bench_util.hpp"
+#include "../physical_limit.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -125,13 +126,15 @@ int run_benchmark(int argc, char** argv) {
       for (bool backends : {false, true}) {
         auto prepared = mobilenet::prepare_for_inference(
             *model, mobilenet::InferenceOptions().example_input(x1).memory_format(format)
-                        .choose_backends(backends));
+                        .backend(backends ? std::nullopt
+                                          : std::optional(mobilenet::InferenceNode::Backend::kATen)));
         std::printf("C++ batch-1 CPU ms: eager %.2f, prepared %s%s %.2f (%lld of %lld convs "
-                    "MKL-DNN)\n", eager,
+                    "MKL-DNN, %lld GEMM)\n", eager,
                     format == mobilenet::InferenceMemoryFormat::kChannelsLast ? "NHWC" : "NCHW",
                     backends ? " +backends" : "", cpu_ms([&] { prepared.forward(x1); }),
                     (long long)prepared.num_mkldnn_convolutions(),
-                    (long long)prepared.num_convolutions());
+                    (long long)prepared.num_convolutions(),
+                    (long long)prepared.num_gemm_convolutions());
       }
     }
     return 0;
@@ -146,6 +149,17 @@ int run_benchmark(int argc, char** argv) {
   }
 
   const std::string script = std::string(MOBILENET_BENCH_DIR) + "/python_baseline.py";
+  // Arithmetic per image, counted on the folded model: a training step is about 3 forwards
+  // (forward, gradient of the input, gradient of the weights).
+  const double gflop_per_image =
+      bench::forward_flops(mobilenet::prepare_for_inference(
+                               *model, mobilenet::InferenceOptions()
+                                           .backend(mobilenet::InferenceNode::Backend::kATen)
+                                           .memory_format(mobilenet::InferenceMemoryFormat::kContiguous)),
+                           1, size, size) / 1e9;
+  if (device.is_cpu()) bench::print_physical_reference(static_cast<int>(threads), gflop_per_image);
+
+  std::fprintf(stderr, "[bench_train_step] starting the Python side (torch.compile compiles its training step first: minutes on 2 cores)\n");
   bench::PythonChild python(script,
                             {std::to_string(batch), std::to_string(size), std::to_string(steps),
                              std::to_string(runs), amp ? "1" : "0", device_name},
@@ -153,7 +167,15 @@ int run_benchmark(int argc, char** argv) {
   harness.check_child(python, static_cast<int>(threads));
   std::printf("\n");
 
-  bench::Series train{"training step", "img/s", true, ">= 1.1x"};
+  bench::Series train{"training step vs eager", "img/s", true, ">= 1.1x"};
+  bench::Series train_compiled{"training step vs torch.compile", "img/s", true, ">= 1.0x"};
+  bool has_compile = python.info().count("torch_compile") && python.info().at("torch_compile") == "yes";
+  if (!has_compile) std::printf("torch.compile: not available in this Python (not compared)\n");
+  // Both Python sides of a round, eager then compiled.
+  auto python_train = [&] {
+    train.py.push_back(python.round("train")["train_img_per_s"]);
+    if (has_compile) train_compiled.py.push_back(python.round("train_compile")["train_img_per_s"]);
+  };
   bench::Series one{"batch-1 vs eager", "ms", false, "<= 0.8x"};
   bench::Series one_frozen{"batch-1 vs TorchScript", "ms", false, ""};
   bench::Series one_eager{"batch-1 eager vs eager", "ms", false, ""};
@@ -175,8 +197,9 @@ int run_benchmark(int argc, char** argv) {
     }
     sync();
     train.cpp.push_back(double(batch * steps) / (bench::now() - t));
+    if (has_compile) train_compiled.cpp.push_back(train.cpp.back());
     if (train_only) {
-      train.py.push_back(python.round("train")["train_img_per_s"]);
+      python_train();
       continue;
     }
     // The prepared model is rebuilt every round from the weights just trained (as a program
@@ -197,7 +220,7 @@ int run_benchmark(int argc, char** argv) {
     big.cpp.push_back(pb);
     big_frozen.cpp.push_back(pb);
     // B: Python.
-    train.py.push_back(python.round("train")["train_img_per_s"]);
+    python_train();
     auto l1 = python.round("latency 1 " + std::to_string(runs));
     one.py.push_back(l1["eager_ms"]);
     one_eager.py.push_back(l1["eager_ms"]);
@@ -209,17 +232,22 @@ int run_benchmark(int argc, char** argv) {
 
   std::printf("results (medians of %d rounds; C++ latency = prepare_for_inference)\n",
               harness_options.rounds);
-  if (train_only) {
-    harness.report(train);
-    std::printf("per round\n");
-    harness.report_rounds(train);
-    return 0;
-  }
-  for (const auto* s : {&train, &one, &one_frozen, &one_eager, &big, &big_frozen}) {
-    harness.report(*s);
+  std::vector<const bench::Series*> trains{&train};
+  if (has_compile) trains.push_back(&train_compiled);
+  for (const auto* s : trains) harness.report(*s);
+  std::printf("achieved GFLOP/s in training (3 x %.3f GFLOP per image): C++ %.0f, eager %.0f",
+              gflop_per_image, 3 * gflop_per_image * bench::median(train.cpp),
+              3 * gflop_per_image * bench::median(train.py));
+  if (has_compile) std::printf(", torch.compile %.0f", 3 * gflop_per_image * bench::median(train_compiled.py));
+  std::printf("\n");
+  if (!train_only) {
+    for (const auto* s : {&one, &one_frozen, &one_eager, &big, &big_frozen}) harness.report(*s);
   }
   std::printf("per round\n");
-  for (const auto* s : {&train, &one, &one_frozen, &big}) harness.report_rounds(*s);
+  for (const auto* s : trains) harness.report_rounds(*s);
+  if (!train_only) {
+    for (const auto* s : {&one, &one_frozen, &big}) harness.report_rounds(*s);
+  }
   return 0;
 }
 

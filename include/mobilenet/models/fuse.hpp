@@ -24,12 +24,15 @@ namespace mobilenet {
 struct InferenceNode {
   enum class Kind { kConv, kResidual, kPoolFlatten, kLinear };
   enum class Act { kNone, kReLU, kReLU6 };
+  /// How a convolution runs: ATen's dispatch, MKL-DNN directly, or (1x1, stride 1, NHWC input)
+  /// one matrix product on the N*H*W x C view of the activation.
+  enum class Backend { kATen, kMkldnn, kGemm };
   Kind kind = Kind::kConv;
   torch::Tensor weight, bias;
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
   bool batchnorm_folded = false;
-  bool use_mkldnn = false;
+  Backend backend = Backend::kATen;
   Act act = Act::kNone;
   std::vector<InferenceNode> body;  // kResidual: the branch added to its input
 };

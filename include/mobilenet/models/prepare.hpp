@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,11 @@ struct InferenceOptions {
   TORCH_ARG(torch::Tensor, example_input) = {};
   /// Default kMeasure.
   TORCH_ARG(InferenceMemoryFormat, memory_format) = InferenceMemoryFormat::kMeasure;
-  /// Also choose, per convolution, between ATen's dispatch (at::conv2d) and MKL-DNN by timing
-  /// both on that layer's input (CPU only). Default true.
-  TORCH_ARG(bool, choose_backends) = true;
+  /// How each convolution runs. Default (none): on CPU, the fastest of ATen's dispatch
+  /// (at::conv2d), MKL-DNN and, for a 1x1 stride-1 convolution of an NHWC activation, one
+  /// GEMM, timed per convolution on its real input; ATen's dispatch elsewhere. A backend given
+  /// here is used for every convolution it applies to (kGemm: ATen's for the others).
+  TORCH_ARG(std::optional<InferenceNode::Backend>, backend) = std::nullopt;
   /// Timed runs per candidate when measuring; default 3.
   TORCH_ARG(int64_t, measure_runs) = 3;
 };
@@ -50,8 +53,37 @@ inline void apply_activation(InferenceNode::Act act, torch::Tensor& x) {
   }
 }
 
-inline torch::Tensor run_conv(const InferenceNode& n, const torch::Tensor& x, bool mkldnn) {
-  if (mkldnn) {
+/// Whether convolution `n` is one matrix product: 1x1, stride 1, unpadded, ungrouped.
+inline bool is_pointwise(const InferenceNode& n) {
+  const auto all = [](const std::vector<int64_t>& v, int64_t value) {
+    return std::all_of(v.begin(), v.end(), [&](int64_t e) { return e == value; });
+  };
+  return n.kind == InferenceNode::Kind::kConv && n.groups == 1 && n.weight.size(2) == 1 &&
+         n.weight.size(3) == 1 && all(n.stride, 1) && all(n.padding, 0);
+}
+
+/// Whether `n` can run as one GEMM on `x`: on an NHWC activation, a pointwise convolution is
+/// (N*H*W x C_in) @ (C_in x C_out) without copying.
+inline bool gemm_applies(const InferenceNode& n, const torch::Tensor& x) {
+  return is_pointwise(n) && x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+inline torch::Tensor run_gemm(const InferenceNode& n, const torch::Tensor& x) {
+  const int64_t batch = x.size(0), h = x.size(2), w = x.size(3);
+  const int64_t c_out = n.weight.size(0);
+  // NHWC storage: the permuted view is contiguous, so both reshapes are views, and the result's
+  // permute back is channels-last NCHW like a convolution's output.
+  const auto rows = x.permute({0, 2, 3, 1}).reshape({batch * h * w, x.size(1)});
+  const auto weight = n.weight.reshape({c_out, n.weight.size(1)}).t();
+  const auto y = n.bias.defined() ? at::addmm(n.bias, rows, weight) : at::mm(rows, weight);
+  return y.view({batch, h, w, c_out}).permute({0, 3, 1, 2});
+}
+
+inline torch::Tensor run_conv(const InferenceNode& n, const torch::Tensor& x,
+                              InferenceNode::Backend backend) {
+  using Backend = InferenceNode::Backend;
+  if (backend == Backend::kGemm && gemm_applies(n, x)) return run_gemm(n, x);
+  if (backend == Backend::kMkldnn) {
     return at::mkldnn_convolution(x, n.weight, n.bias, n.padding, n.stride, n.dilation,
                                   n.groups);
   }
@@ -66,7 +98,7 @@ torch::Tensor run_nodes(Nodes& nodes, torch::Tensor x, Chooser* chooser) {
     switch (n.kind) {
       case InferenceNode::Kind::kConv:
         if (chooser) (*chooser)(n, x);
-        x = run_conv(n, x, n.use_mkldnn);
+        x = run_conv(n, x, n.backend);
         apply_activation(n.act, x);
         break;
       case InferenceNode::Kind::kResidual: {
@@ -93,10 +125,14 @@ inline void to_memory_format(std::vector<InferenceNode>& nodes, at::MemoryFormat
   }
 }
 
-inline void set_backend(std::vector<InferenceNode>& nodes, bool mkldnn) {
+inline void set_backend(std::vector<InferenceNode>& nodes, InferenceNode::Backend backend) {
   for (auto& n : nodes) {
-    if (n.kind == InferenceNode::Kind::kConv) n.use_mkldnn = mkldnn;
-    set_backend(n.body, mkldnn);
+    if (n.kind == InferenceNode::Kind::kConv) {
+      n.backend = backend != InferenceNode::Backend::kGemm || is_pointwise(n)
+                      ? backend
+                      : InferenceNode::Backend::kATen;
+    }
+    set_backend(n.body, backend);
   }
 }
 
@@ -139,18 +175,22 @@ class InferenceModel {
 
   /// The activation layout chosen.
   at::MemoryFormat memory_format() const { return format_; }
-  /// Convolutions after folding, and how many of them call MKL-DNN directly.
-  int64_t num_convolutions() const { return count(nodes_, false); }
-  int64_t num_mkldnn_convolutions() const { return count(nodes_, true); }
+  /// Convolutions after folding, and how many of them run on each backend.
+  int64_t num_convolutions() const { return count(nodes_, std::nullopt); }
+  int64_t num_mkldnn_convolutions() const {
+    return count(nodes_, InferenceNode::Backend::kMkldnn);
+  }
+  int64_t num_gemm_convolutions() const { return count(nodes_, InferenceNode::Backend::kGemm); }
   /// The steps, for inspection and tests.
   const std::vector<InferenceNode>& nodes() const { return nodes_; }
 
  private:
-  static int64_t count(const std::vector<InferenceNode>& nodes, bool mkldnn_only) {
+  static int64_t count(const std::vector<InferenceNode>& nodes,
+                       std::optional<InferenceNode::Backend> backend) {
     int64_t c = 0;
     for (const auto& n : nodes) {
-      c += n.kind == InferenceNode::Kind::kConv && (!mkldnn_only || n.use_mkldnn);
-      c += count(n.body, mkldnn_only);
+      c += n.kind == InferenceNode::Kind::kConv && (!backend || n.backend == *backend);
+      c += count(n.body, backend);
     }
     return c;
   }
@@ -169,7 +209,12 @@ inline InferenceModel prepare_for_inference(const torch::nn::Sequential& feature
   torch::Tensor example = options.example_input();
   const bool cpu = nodes.front().weight.device().is_cpu();
   const bool measure_format = options.memory_format() == InferenceMemoryFormat::kMeasure;
-  if (!example.defined() && (measure_format || options.choose_backends())) {
+  const bool measure_backends = cpu && !options.backend().has_value();
+  TORCH_CHECK(cpu || options.backend().value_or(InferenceNode::Backend::kATen) !=
+                         InferenceNode::Backend::kMkldnn,
+              "prepare_for_inference: backend kMkldnn runs on CPU only; the model is on ",
+              nodes.front().weight.device());
+  if (!example.defined() && (measure_format || measure_backends)) {
     example = torch::randn({1, 3, 224, 224}, nodes.front().weight.options());
   }
   std::vector<at::MemoryFormat> formats;
@@ -185,15 +230,21 @@ inline InferenceModel prepare_for_inference(const torch::nn::Sequential& feature
   for (auto format : formats) {
     auto copy = nodes;
     detail::to_memory_format(copy, format);
-    if (cpu && options.choose_backends()) {
+    if (options.backend()) detail::set_backend(copy, *options.backend());
+    if (measure_backends) {
       c10::InferenceMode guard;
-      // Per convolution, on its real input: the faster of at::conv2d and MKL-DNN.
+      // Per convolution, on its real input: the fastest of at::conv2d, MKL-DNN and (where it
+      // applies) one GEMM. Which wins depends on the LibTorch build, its BLAS and the shape.
       auto choose = [&](InferenceNode& node, const torch::Tensor& in) {
-        const double aten =
-            detail::median_seconds([&] { detail::run_conv(node, in, false); }, options.measure_runs());
-        const double mkl =
-            detail::median_seconds([&] { detail::run_conv(node, in, true); }, options.measure_runs());
-        node.use_mkldnn = mkl < aten;
+        using Backend = InferenceNode::Backend;
+        std::vector<Backend> backends{Backend::kATen, Backend::kMkldnn};
+        if (detail::gemm_applies(node, in)) backends.push_back(Backend::kGemm);
+        double fastest = std::numeric_limits<double>::infinity();
+        for (auto backend : backends) {
+          const double t = detail::median_seconds([&] { detail::run_conv(node, in, backend); },
+                                                  options.measure_runs());
+          if (t < fastest) fastest = t, node.backend = backend;
+        }
       };
       detail::run_nodes(copy, example.contiguous(format), &choose);
     }
