@@ -8,8 +8,8 @@
 
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <chrono>
+#include "bench_util.hpp"
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -42,6 +42,18 @@ inline double forward_flops(const mobilenet::InferenceModel& model, int64_t n, i
   };
   walk(walk, model.nodes(), h, w);
   return flops;
+}
+
+/// GFLOP per image of one forward of features -> pool -> classifier at size x size, counted on
+/// the folded model (what every side computes).
+inline double forward_gflop_per_image(const torch::nn::Sequential& features,
+                                      const torch::nn::Sequential& classifier, int64_t size) {
+  const auto folded = mobilenet::prepare_for_inference(
+      features, classifier,
+      mobilenet::InferenceOptions()
+          .backend(mobilenet::InferenceNode::Backend::kATen)
+          .memory_format(mobilenet::InferenceMemoryFormat::kContiguous));
+  return forward_flops(folded, 1, size, size) / 1e9;
 }
 
 /// The fp32 peak of `threads` cores, and how it was derived.
@@ -82,15 +94,9 @@ inline double sgemm_gflops() {
   c10::InferenceMode guard;
   const int64_t k = 2048;
   const auto a = torch::randn({k, k}), b = torch::randn({k, k});
-  auto c = at::mm(a, b);
-  std::vector<double> t;
-  for (int i = 0; i < 5; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    at::mm_out(c, a, b);
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return 2.0 * double(k * k * k) / t[2] / 1e9;
+  auto c = torch::empty({k, k});
+  const double ms = median_ms([&] { at::mm_out(c, a, b); }, 1, 5);
+  return 2.0 * double(k * k * k) / (ms / 1e3) / 1e9;
 }
 
 /// Prints the reference lines: peak, GEMM ceiling, and the model's arithmetic per forward.

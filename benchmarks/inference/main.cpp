@@ -96,14 +96,8 @@ int run_benchmark(int argc, char** argv) {
   std::printf("Python sides  onnxruntime %s, torch.compile %s, numpy %s\n",
               info.at("onnxruntime").c_str(), info.at("torch_compile").c_str(), info.at("numpy").c_str());
 
-  // The arithmetic per image, counted on the folded model (what every side computes).
   const double gflop_per_image =
-      bench::forward_flops(mobilenet::prepare_for_inference(
-                               model.features(), model.classifier(),
-                               mobilenet::InferenceOptions()
-                                   .backend(mobilenet::InferenceNode::Backend::kATen)
-                                   .memory_format(mobilenet::InferenceMemoryFormat::kContiguous)),
-                           1, size, size) / 1e9;
+      bench::forward_gflop_per_image(model.features(), model.classifier(), size);
   bench::print_physical_reference(static_cast<int>(threads), gflop_per_image);
 
   // batch_size: the batch the user runs, which its batched model is prepared on.

@@ -149,14 +149,9 @@ int run_benchmark(int argc, char** argv) {
   }
 
   const std::string script = std::string(MOBILENET_BENCH_DIR) + "/python_baseline.py";
-  // Arithmetic per image, counted on the folded model: a training step is about 3 forwards
-  // (forward, gradient of the input, gradient of the weights).
+  // A training step is about 3 forwards (forward, gradient of the input, of the weights).
   const double gflop_per_image =
-      bench::forward_flops(mobilenet::prepare_for_inference(
-                               *model, mobilenet::InferenceOptions()
-                                           .backend(mobilenet::InferenceNode::Backend::kATen)
-                                           .memory_format(mobilenet::InferenceMemoryFormat::kContiguous)),
-                           1, size, size) / 1e9;
+      bench::forward_gflop_per_image(model->features, model->classifier, size);
   if (device.is_cpu()) bench::print_physical_reference(static_cast<int>(threads), gflop_per_image);
 
   std::fprintf(stderr, "[bench_train_step] starting the Python side (torch.compile compiles its training step first: minutes on 2 cores)\n");
@@ -169,7 +164,7 @@ int run_benchmark(int argc, char** argv) {
 
   bench::Series train{"training step vs eager", "img/s", true, ">= 1.1x"};
   bench::Series train_compiled{"training step vs torch.compile", "img/s", true, ">= 1.0x"};
-  bool has_compile = python.info().count("torch_compile") && python.info().at("torch_compile") == "yes";
+  const bool has_compile = python.info().count("torch_compile") && python.info().at("torch_compile") == "yes";
   if (!has_compile) std::printf("torch.compile: not available in this Python (not compared)\n");
   // Both Python sides of a round, eager then compiled.
   auto python_train = [&] {
