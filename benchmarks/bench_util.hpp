@@ -203,7 +203,9 @@ inline std::string cpu_model() {
 /// reports its versions and torch's thread count.
 class PythonChild {
  public:
-  PythonChild(const std::string& script, const std::vector<std::string>& args, int threads) {
+  /// `python`: the interpreter (default: the stack's reference Python).
+  PythonChild(const std::string& script, const std::vector<std::string>& args, int threads,
+              std::string python = MOBILENET_PYTHON) {
     // A child that dies must surface as an error from round(), not kill us on the next write.
     signal(SIGPIPE, SIG_IGN);
     int to_child[2], from_child[2];
@@ -228,13 +230,13 @@ class PythonChild {
         setenv(name, t.c_str(), 1);
       }
       setenv("MOBILENET_BENCH_THREADS", t.c_str(), 1);
-      std::vector<std::string> all{MOBILENET_PYTHON, script};
+      std::vector<std::string> all{python, script};
       all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
       argv.push_back(nullptr);
       execv(argv[0], argv.data());
-      std::perror("bench: exec " MOBILENET_PYTHON);
+      std::perror(("bench: exec " + python).c_str());
       _exit(127);
     }
     close(to_child[0]);
@@ -298,6 +300,7 @@ struct Series {
   std::string unit;
   bool higher_is_better;         ///< throughput (true) or latency (false)
   std::string goal;              ///< e.g. ">= 1.1x", shown beside the ratio
+  std::string other = "Python";  ///< what `py` holds, in the report (e.g. "floor")
   std::vector<double> cpp, py;
 
   double best(const std::vector<double>& v) const {
@@ -408,10 +411,10 @@ class Harness {
 
   /// One result line: medians, bests, the ratio of the medians and the goal.
   void report(const Series& s) const {
-    std::printf("  %-34s C++ %9.2f %-5s (best %9.2f)  Python %9.2f (best %9.2f)  "
-                "C++/Python %.2fx%s%s%s%s%s\n",
-                s.name.c_str(), median(s.cpp), s.unit.c_str(), s.best(s.cpp), median(s.py),
-                s.best(s.py), s.ratio(), speedup(s).c_str(), s.goal.empty() ? "" : " (goal ",
+    std::printf("  %-34s C++ %9.2f %-5s (best %9.2f)  %s %9.2f (best %9.2f)  "
+                "C++/%s %.2fx%s%s%s%s%s\n",
+                s.name.c_str(), median(s.cpp), s.unit.c_str(), s.best(s.cpp), s.other.c_str(),
+                median(s.py), s.best(s.py), s.other.c_str(), s.ratio(), speedup(s).c_str(), s.goal.empty() ? "" : " (goal ",
                 s.goal.c_str(), s.goal.empty() ? "" : ")", mark().c_str());
     std::fflush(stdout);
   }
@@ -428,7 +431,7 @@ class Harness {
   void report_rounds(const Series& s) const {
     std::printf("  %-34s C++:", s.name.c_str());
     for (double v : s.cpp) std::printf(" %.2f", v);
-    std::printf("  Python:");
+    std::printf("  %s:", s.other.c_str());
     for (double v : s.py) std::printf(" %.2f", v);
     std::printf("%s\n", mark().c_str());
   }

@@ -169,6 +169,31 @@ TEST_CASE("DCT-scaled decode picks the smallest scale that keeps the requested s
   CHECK(mobilenet::decode_image(fixtures().path("base.jpg"), {10, 300}).size(1) == 320);
 }
 
+TEST_CASE("Transform::decode_only decodes what the transform resamples: PIL's draft "
+          "pixels at the DCT scale the output size allows") {
+  const std::string path = fixtures().path("base.jpg");  // 640x480
+  const std::vector<uint8_t> bytes = mobilenet::read_file(path);
+  // 224x224 from 640x480 needs 1/2 (320x240); 256 rows need the full scale.
+  const auto half = mobilenet::Transform().resize(224, 224).normalize().decode_only(
+      bytes.data(), bytes.size(), path, 7);
+  CHECK(half.scaled_size().width == 320);
+  CHECK(half.pixels.size(0) == 240);
+  CHECK(half.pixels.size(1) == 320);
+  CHECK(max_abs_diff(half.pixels, fixtures().load("draft_320x240")) == 0);
+  const auto full = mobilenet::Transform().resize(256, 256).decode_only(bytes.data(),
+                                                                         bytes.size(), path, 7);
+  CHECK(full.scaled_size().width == 640);
+  CHECK(max_abs_diff(full.pixels, mobilenet::decode_image(path)) == 0);
+  // Bad bytes name the file.
+  const std::vector<uint8_t> junk{0xff, 0xd8, 0xff, 0x00};
+  try {
+    mobilenet::Transform().resize(8, 8).decode_only(junk.data(), junk.size(), "junk.jpg", 0);
+    FAIL("no error for junk bytes");
+  } catch (const mobilenet::ImageError& e) {
+    CHECK(e.path() == "junk.jpg");
+  }
+}
+
 TEST_CASE("antialiased bilinear resize matches PIL.Image.resize exactly, including "
           "fractional boxes") {
   for (int i = 0; i < 7; ++i) {

@@ -227,12 +227,10 @@ class Transform {
   GeometryPlan apply_bytes_into(const uint8_t* data, size_t size,
                                         const std::string& path, uint64_t seed,
                                         float* out) const {
-    ImageInfo info = probe_image(data, size, path, decode_);
     SampleRng rng(seed);
-    GeometryPlan p = plan(info.size, rng);
+    GeometryPlan p;
     thread_local std::vector<uint8_t> scratch;
-    DecodedImage img =
-        detail::decode_for_resample(data, size, path, info, spec(p), decode_, &scratch);
+    DecodedImage img = decode_planned(data, size, path, rng, p, &scratch);
     finish(img, p, rng, out);
     // One huge image should not pin its buffer in every worker for the rest of the run.
     constexpr size_t kKeepScratch = size_t(64) << 20;
@@ -240,14 +238,23 @@ class Transform {
     return p;
   }
 
+  /// Decodes what apply_bytes_into reads for `seed` (a JPEG at its DCT scale, only the rows
+  /// and columns the filter taps) and stops there: the decode floor of the pipeline, which
+  /// benchmarks/images measures. The pixels live in a per-thread buffer until the next call.
+  DecodedImage decode_only(const uint8_t* data, size_t size, const std::string& path,
+                           uint64_t seed) const {
+    SampleRng rng(seed);
+    GeometryPlan p;
+    thread_local std::vector<uint8_t> scratch;
+    return decode_planned(data, size, path, rng, p, &scratch);
+  }
+
   /// Transforms a file: float CHW tensor (channels-last strides).
   torch::Tensor operator()(const std::string& path, uint64_t seed) const {
     std::vector<uint8_t> bytes = read_file(path);
-    ImageInfo info = probe_image(bytes.data(), bytes.size(), path, decode_);
     SampleRng rng(seed);
-    GeometryPlan p = plan(info.size, rng);
-    DecodedImage img =
-        detail::decode_for_resample(bytes.data(), bytes.size(), path, info, spec(p), decode_);
+    GeometryPlan p;
+    DecodedImage img = decode_planned(bytes.data(), bytes.size(), path, rng, p, nullptr);
     torch::Tensor out = torch::empty({p.out_h, p.out_w, 3}, torch::kFloat);
     finish(img, p, rng, out.data_ptr<float>());
     return out.permute({2, 0, 1});
@@ -283,6 +290,15 @@ class Transform {
     int64_t h = 0, w = 0;
     RandomResizedCropOptions rrc;
   };
+
+  // Plans the geometry (drawing from `rng`, into `p`) and decodes what it reads.
+  DecodedImage decode_planned(const uint8_t* data, size_t size, const std::string& path,
+                              SampleRng& rng, GeometryPlan& p,
+                              std::vector<uint8_t>* scratch) const {
+    ImageInfo info = probe_image(data, size, path, decode_);
+    p = plan(info.size, rng);
+    return detail::decode_for_resample(data, size, path, info, spec(p), decode_, scratch);
+  }
 
   static detail::ResampleSpec spec(const GeometryPlan& p) {
     return {p.box, {p.cx0, p.cy0, p.cx1, p.cy1}, p.out_h, p.out_w, p.flip};
