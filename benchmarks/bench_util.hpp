@@ -16,6 +16,7 @@
 //
 // No LibTorch here: bench_metrics uses it without LibTorch. Errors are std::runtime_error.
 #include <mobilenet/io/allocator.hpp>
+#include <mobilenet/io/process.hpp>
 
 #include <fcntl.h>
 #include <sched.h>
@@ -76,26 +77,24 @@ inline bool& heap_allocator() {
   return on;
 }
 
-/// `cmd` prefixed so that it runs without the variables of python_removed_env().
-inline std::string without_removed_env(const std::string& cmd) {
-  std::string out = "env";
-  for (const auto& name : python_removed_env()) out += " -u " + name;
-  return out + " " + cmd;
+/// Runs a program from an argument vector (no shell) and returns what it printed on stdout;
+/// throws when it cannot start or exits with an error.
+inline std::string run(const std::vector<std::string>& argv,
+                       const mobilenet::ProcessOptions& options = {}) {
+  mobilenet::ProcessOptions o = options;
+  const auto r = mobilenet::run_process(argv, o.capture_stdout(true));
+  if (!r.ok()) {
+    throw std::runtime_error(argv[0] + " exited with " + std::to_string(r.exit_code) + "; it printed:\n" + r.out);
+  }
+  return r.out;
 }
 
-/// Runs a shell command and returns what it printed on stdout.
-inline std::string run(const std::string& cmd) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  if (!pipe) throw std::runtime_error("cannot run " + cmd);
-  char buf[256];
-  while (fgets(buf, sizeof buf, pipe.get())) out += buf;
-  return out;
-}
-
-/// Runs a Python script once with /usr/bin/python3 and the cleaned environment.
-inline std::string run_python(const std::string& script_and_args) {
-  return run(without_removed_env(std::string(MOBILENET_PYTHON) + " " + script_and_args));
+/// Runs a Python script once with the stack's reference Python, without the variables of
+/// python_removed_env().
+inline std::string run_python(const std::string& script, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{MOBILENET_PYTHON, script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, mobilenet::ProcessOptions().unset_env(python_removed_env()));
 }
 
 /// The number after "key " in a baseline's output.

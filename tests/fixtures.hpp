@@ -5,7 +5,8 @@
 #include <doctest/doctest.h>
 #include <torch/torch.h>
 
-#include <cstdlib>
+#include "support.hpp"
+
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -24,9 +25,7 @@ class FixtureSet {
  public:
   /// Runs tests/python/<script> <dir> and reads its manifest; at least `min_count` entries.
   FixtureSet(const std::string& script, std::string dir, size_t min_count) : dir_(std::move(dir)) {
-    const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR + "/python/" +
-                            script + " " + dir_;
-    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "reference script failed: " << cmd);
+    REQUIRE_MESSAGE(run_python(script, {dir_}) == 0, "reference script failed: " << script << " " << dir_);
     std::ifstream manifest(dir_ + "/manifest.txt");
     for (std::string line; std::getline(manifest, line);) {
       std::istringstream in(line);

@@ -1,11 +1,13 @@
 #pragma once
 // Shared by the test suites: temporary folders and running the Python references.
+#include <mobilenet/io/process.hpp>
+
 #include <torch/torch.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace mobilenet::test {
 
@@ -31,12 +33,21 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-/// Runs tests/python/<script> with Debian's interpreter; returns its exit status.
-inline int run_python(const std::string& script, const std::string& args) {
-  const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR + "/python/" +
-                          script + " " + args;
-  const int status = std::system(cmd.c_str());
-  return status == -1 ? -1 : WEXITSTATUS(status);
+/// Runs `program` with `args` from an argument vector (no shell); returns its exit status.
+inline int run(const std::string& program, const std::vector<std::string>& args,
+               bool quiet = false) {
+  std::vector<std::string> argv{program};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, ProcessOptions().quiet(quiet)).exit_code;
+}
+
+/// Runs tests/python/<script> with the reference interpreter; returns its exit status.
+/// quiet: its stdout and stderr go to /dev/null.
+inline int run_python(const std::string& script, const std::vector<std::string>& args,
+                      bool quiet = false) {
+  std::vector<std::string> all{std::string(MOBILENET_TEST_DIR) + "/python/" + script};
+  all.insert(all.end(), args.begin(), args.end());
+  return run(MOBILENET_PYTHON, all, quiet);
 }
 
 /// Max |a - b| / max(|b|, tiny).

@@ -17,6 +17,8 @@
 
 #include <unistd.h>
 
+#include "support.hpp"
+
 namespace fs = std::filesystem;
 using mobilenet::CocoDataset;
 using mobilenet::CocoError;
@@ -47,10 +49,8 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-int python(const std::string& args) {
-  const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
-                          "/python/coco_reference.py " + args;
-  return std::system(cmd.c_str());
+int python(const std::vector<std::string>& args) {
+  return mobilenet::test::run_python("coco_reference.py", args);
 }
 
 // COCO's 80 category ids: 1..90 without these ten.
@@ -109,8 +109,10 @@ struct Reference {
 
 Reference python_targets(const std::string& ann, bool ignore_crowd, bool drop_empty) {
   const std::string out = ann + ".ref.txt";
-  REQUIRE(python("targets " + ann + " " + out + (ignore_crowd ? " --ignore-crowd" : "") +
-                 (drop_empty ? " --drop-empty" : "")) == 0);
+  std::vector<std::string> args{"targets", ann, out};
+  if (ignore_crowd) args.push_back("--ignore-crowd");
+  if (drop_empty) args.push_back("--drop-empty");
+  REQUIRE(python(args) == 0);
   std::ifstream in(out);
   Reference ref;
   std::string line;
@@ -413,7 +415,7 @@ TEST_CASE("LabelMap::union_by_name merges two data sets into one class space, as
   CHECK(lost.empty());
 
   const std::string out = (scratch() / "merge.ref.txt").string();
-  REQUIRE(python("merge " + out + " " + a + " " + b) == 0);
+  REQUIRE(python({"merge", out, a, b}) == 0);
   std::ifstream in(out);
   std::string line;
   std::getline(in, line);
@@ -529,8 +531,8 @@ TEST_CASE("make_demo_data writes a COCO-format set that loads, with gaps in ids,
   for (const auto& ds : {&train, &val})
     for (const auto& im : ds->images) CHECK(ids.insert(im.id).second);
   // PIL opens every image at its annotated size and finds each object's colour in its box.
-  CHECK(python("demo " + splits[0].annotation_file + " " + splits[0].image_dir) == 0);
-  CHECK(python("demo " + splits[1].annotation_file + " " + splits[1].image_dir) == 0);
+  CHECK(python({"demo", splits[0].annotation_file, splits[0].image_dir}) == 0);
+  CHECK(python({"demo", splits[1].annotation_file, splits[1].image_dir}) == 0);
   // Same seed, same bytes.
   const auto again = mobilenet::write_demo_data((scratch() / "demo2").string(), opts);
   CHECK(read_file(again[0].annotation_file) == read_file(splits[0].annotation_file));

@@ -6,11 +6,10 @@
 #include <mobilenet/demo.hpp>
 #include <mobilenet/distributed.hpp>
 #include <mobilenet/inference.hpp>
+#include <mobilenet/io/process.hpp>
 #include <mobilenet/mobilenet.hpp>
 
 #include <ATen/detail/CUDAHooksInterface.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -232,31 +231,11 @@ TEST_CASE("Predictor on CUDA gives the CPU Predictor's probabilities, prepared o
 
 #ifdef MOBILENET_PREDICT
 namespace {
-// A program's stdout, run from an argument vector (no shell: the paths are the test's own, but
-// the project runs no child through a shell).
+// A program's stdout, run from an argument vector (no shell).
 std::string run_program(const std::vector<std::string>& args) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; err == 0 && (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
-  close(fds[0]);
-  REQUIRE_MESSAGE(err == 0, "cannot run " << args[0] << ": " << std::strerror(err));
-  int status = 0;
-  waitpid(pid, &status, 0);
-  REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), args[0] << " failed");
-  return out;
+  const auto r = mobilenet::run_process(args, mobilenet::ProcessOptions().capture_stdout(true));
+  REQUIRE_MESSAGE(r.ok(), args[0] << " failed");
+  return r.out;
 }
 
 // (file, class) -> probability from `predict --json` output.

@@ -135,7 +135,7 @@ TEST_CASE("ModelEma equals a float64 NumPy EMA of the same trained weights withi
       cfg << "\n";
     }
   }
-  REQUIRE(run_python("ema_reference.py", dir.path().string()) == 0);
+  REQUIRE(run_python("ema_reference.py", {dir.path().string()}) == 0);
 
   const std::set<std::string> buffer_names = [&] {
     std::set<std::string> s;

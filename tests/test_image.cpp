@@ -118,9 +118,7 @@ TEST_CASE("a YCCK JPEG (written by TurboJPEG from CMYK pixels) decodes like PIL"
   }
   CHECK(colorspace == TJCS_YCCK);
   const std::string ref = fixtures().path("ycck_ref.bin");
-  std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
-                    "/python/image_fixtures.py --decode " + p + " " + ref;
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  REQUIRE(mobilenet::test::run_python("image_fixtures.py", {"--decode", p, ref}) == 0);
   torch::Tensor expected = torch::empty({h, w, 3}, torch::kUInt8);
   std::ifstream in(ref, std::ios::binary);
   in.read(static_cast<char*>(expected.data_ptr()), std::streamsize(expected.nbytes()));

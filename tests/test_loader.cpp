@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
 
 constexpr int kImages = 37;  // not a multiple of batch sizes or world sizes used below
@@ -39,8 +41,8 @@ const std::string& image_dir() {
         "data=open(os.path.join(d,'000.jpg'),'rb').read()\n"
         "open(os.path.join(d,'truncated.jpg'),'wb').write(data[:len(data)//3])\n";
     std::ofstream(d + ".py") << script;
-    std::string cmd = std::string(MOBILENET_PYTHON) + " " + d + ".py " + d;
-    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "fixture script failed: " << cmd);
+    REQUIRE_MESSAGE(mobilenet::test::run(MOBILENET_PYTHON, {d + ".py", d}) == 0,
+                    "fixture script failed: " << d << ".py");
     return d;
   }();
   return dir;

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace fs = std::filesystem;
 using namespace mobilenet;
 
@@ -74,10 +76,8 @@ void check_against_reference(std::vector<Case>& cases, double tol, double tol_f3
     write_values(out, c.v);
     if (c.pos_weight.defined()) write_values(out, c.pos_weight);
   }
-  const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
-                          "/python/losses_reference.py " + dir.string();
-  INFO("reference script: ", cmd);
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  INFO("reference script: losses_reference.py ", dir.string());
+  REQUIRE(mobilenet::test::run_python("losses_reference.py", {dir.string()}) == 0);
 
   for (auto& c : cases) {
     CAPTURE(c.name);

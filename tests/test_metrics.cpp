@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace fs = std::filesystem;
 using namespace mobilenet;
 
@@ -105,10 +107,8 @@ std::map<std::string, Reference> run_reference(const std::vector<Case>& cases) {
     write_values(out, c.targets.data(), c.targets.size());
     write_values(out, c.thresholds.data(), static_cast<int64_t>(c.thresholds.size()));
   }
-  const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
-                          "/python/metrics_reference.py " + dir.string();
-  INFO("reference script: ", cmd);
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  INFO("reference script: metrics_reference.py ", dir.string());
+  REQUIRE(mobilenet::test::run_python("metrics_reference.py", {dir.string()}) == 0);
   std::map<std::string, Reference> refs;
   for (const auto& c : cases) refs[c.name] = read_reference(dir / (c.name + ".out"));
   return refs;
@@ -424,10 +424,8 @@ std::map<std::string, Reference> run_paper_reference(const std::vector<PaperCase
     write_values(out, c.targets.data(), c.targets.size());
     write_values(out, c.thresholds.data(), static_cast<int64_t>(c.thresholds.size()));
   }
-  const std::string cmd = std::string(MOBILENET_PYTHON) + " " + MOBILENET_TEST_DIR +
-                          "/python/paper_metrics_reference.py " + dir.string();
-  INFO("reference script: ", cmd);
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  INFO("reference script: paper_metrics_reference.py ", dir.string());
+  REQUIRE(mobilenet::test::run_python("paper_metrics_reference.py", {dir.string()}) == 0);
   std::map<std::string, Reference> refs;
   for (const auto& c : cases) refs[c.name] = read_reference(dir / (c.name + ".out"));
   return refs;

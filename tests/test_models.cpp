@@ -11,6 +11,7 @@
 
 using namespace mobilenet;
 using mobilenet::test::relative_error;
+using mobilenet::test::run;
 using mobilenet::test::run_python;
 using mobilenet::test::TempDir;
 
@@ -138,7 +139,7 @@ TEST_CASE("width_mult rounds channels like torchvision's _make_divisible") {
 
 TEST_CASE("state_dict names equal torchvision's mobilenet_v2 keys, in order") {
   TempDir dir("names");
-  REQUIRE(run_python("torchvision_ref.py", "keys 80 " + dir / "keys.txt") == 0);
+  REQUIRE(run_python("torchvision_ref.py", {"keys", "80", dir / "keys.txt"}) == 0);
   std::ifstream in(dir / "keys.txt");
   std::vector<std::string> expected;
   for (std::string line; std::getline(in, line);) expected.push_back(line);
@@ -217,7 +218,7 @@ TEST_CASE("a norm_layer builds every norm with the default's channels, counts an
 TEST_CASE("torchvision weights give torchvision's logits; our weights give torchvision ours") {
   TempDir dir("parity");
   const auto w = dir / "tv.pt", x = dir / "x.pt", y = dir / "y.pt";
-  REQUIRE(run_python("torchvision_ref.py", "export 80 7 " + w + " " + x + " " + y) == 0);
+  REQUIRE(run_python("torchvision_ref.py", {"export", "80", "7", w, x, y}) == 0);
   auto input = tensor_from(x, "input");
 
   SUBCASE("Python -> C++ at output stride 32, and back to Python unchanged") {
@@ -229,7 +230,7 @@ TEST_CASE("torchvision weights give torchvision's logits; our weights give torch
     torch::NoGradGuard g;
     CHECK(relative_error(model(input), tensor_from(y, "logits")) <= 1e-5);
     save_weights(*model, dir / "back.pt");
-    CHECK(run_python("torchvision_ref.py", "same " + w + " " + dir / "back.pt") == 0);
+    CHECK(run_python("torchvision_ref.py", {"same", w, dir / "back.pt"}) == 0);
   }
   SUBCASE("C++ -> Python at output strides 32, 16, 8 (dilation rule re-implemented in Python)") {
     for (int64_t os : {32, 16, 8}) {
@@ -240,9 +241,8 @@ TEST_CASE("torchvision weights give torchvision's logits; our weights give torch
       torch::NoGradGuard g;
       auto ours = model(input);
       save_weights(*model, dir / "ours.pt");
-      REQUIRE(run_python("torchvision_ref.py", "logits 80 " + std::to_string(os) + " " +
-                                                   dir / "ours.pt " + x + " " + dir / "out.pt") ==
-              0);
+      REQUIRE(run_python("torchvision_ref.py", {"logits", "80", std::to_string(os),
+                                                   dir / "ours.pt", x, dir / "out.pt"}) == 0);
       CHECK(relative_error(ours, tensor_from(dir / "out.pt", "logits")) <= 1e-5);
     }
   }
@@ -250,15 +250,15 @@ TEST_CASE("torchvision weights give torchvision's logits; our weights give torch
 
 TEST_CASE("scripts/export_torchvision_weights.py turns a saved state_dict into loadable weights") {
   TempDir dir("export");
-  REQUIRE(run_python("torchvision_ref.py", "raw 80 " + dir / "raw.pt") == 0);
-  const std::string script = std::string(MOBILENET_PYTHON) + " " + MOBILENET_SOURCE_DIR +
-                             "/scripts/export_torchvision_weights.py " + dir / "out.pt" +
-                             " --num-classes 80 --checkpoint " + dir / "raw.pt > /dev/null";
-  REQUIRE(std::system(script.c_str()) == 0);
+  REQUIRE(run_python("torchvision_ref.py", {"raw", "80", dir / "raw.pt"}) == 0);
+  REQUIRE(run(MOBILENET_PYTHON,
+              {std::string(MOBILENET_SOURCE_DIR) + "/scripts/export_torchvision_weights.py",
+               dir / "out.pt", "--num-classes", "80", "--checkpoint", dir / "raw.pt"},
+              /*quiet=*/true) == 0);
   MobileNetV2 model(seed_model_options());
   CHECK(load_weights(*model, dir / "out.pt").complete());
   save_weights(*model, dir / "back.pt");
-  CHECK(run_python("torchvision_ref.py", "same " + dir / "out.pt " + dir / "back.pt") == 0);
+  CHECK(run_python("torchvision_ref.py", {"same", dir / "out.pt", dir / "back.pt"}) == 0);
 }
 
 TEST_CASE("load_weights is strict by default and reports every mismatch; non-strict skips them") {
@@ -296,7 +296,7 @@ TEST_CASE("load_weights is strict by default and reports every mismatch; non-str
 
 TEST_CASE("summary of the seed model matches torchsummary's figures computed in Python") {
   TempDir dir("summary");
-  REQUIRE(run_python("torchvision_ref.py", "summary 80 16 256 " + dir / "s.txt") == 0);
+  REQUIRE(run_python("torchvision_ref.py", {"summary", "80", "16", "256", dir / "s.txt"}) == 0);
   std::ifstream in(dir / "s.txt");
   int64_t rows = 0, params = 0;
   double fwd = 0, input_mb = 0, params_mb = 0;

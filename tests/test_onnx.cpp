@@ -87,7 +87,7 @@ struct OnnxFile {
 
 OnnxFile describe(const std::string& path) {
   const std::string json = path + ".describe.json";
-  REQUIRE_MESSAGE(run_python("onnx_reference.py", "describe " + path + " " + json) == 0,
+  REQUIRE_MESSAGE(run_python("onnx_reference.py", {"describe", path, json}) == 0,
                   "onnx could not read " << path);
   simdjson::dom::parser parser;
   simdjson::dom::element doc = parser.load(json);
@@ -114,7 +114,7 @@ OnnxFile describe(const std::string& path) {
 
 // ONNX's Python checker (full_check) and strict shape inference (python3-onnx suffices).
 void python_check(const std::string& model) {
-  CHECK_MESSAGE(run_python("onnx_reference.py", "check " + model) == 0,
+  CHECK_MESSAGE(run_python("onnx_reference.py", {"check", model}) == 0,
                 "onnx.checker / shape inference refused " << model);
 }
 
@@ -122,12 +122,12 @@ void python_check(const std::string& model) {
 std::vector<std::map<std::string, torch::Tensor>> onnxruntime(
     const TempDir& dir, const std::string& model, const std::vector<torch::Tensor>& inputs,
     int64_t classes, const std::vector<std::string>& outputs = {"logits"}) {
-  std::string args = "run " + model;
+  std::vector<std::string> args{"run", model};
   std::vector<std::string> files;
   for (size_t i = 0; i < inputs.size(); ++i) {
     files.push_back(dir / ("in" + std::to_string(i) + "-" + fs::path(model).stem().string() + ".bin"));
     write_raw(files.back(), inputs[i]);
-    args += " " + files.back() + ":" + shape_text(inputs[i]);
+    args.push_back(files.back() + ":" + shape_text(inputs[i]));
   }
   const int rc = run_python("onnx_reference.py", args);
   if (rc == kSkipped) {
@@ -311,8 +311,8 @@ TEST_CASE("torchvision's own torch.onnx export of the same weights agrees throug
     const std::string tag = std::to_string(os);
     save_weights(model.module(), dir / ("w" + tag + ".pt"));
     const std::string theirs = dir / ("tv" + tag + ".onnx"), ours = dir / ("ours" + tag + ".onnx");
-    const int rc = run_python("onnx_reference.py", "torchvision " + theirs + " " + dir / ("w" + tag + ".pt") +
-                                                       " 6 " + tag + " " + std::to_string(width) + " 64");
+    const int rc = run_python("onnx_reference.py", {"torchvision", theirs, dir / ("w" + tag + ".pt"),
+                                                        "6", tag, std::to_string(width), "64"});
     if (rc == kSkipped) {
       MESSAGE("SKIPPED torch.onnx cross-check (no torch/torchvision in " << MOBILENET_PYTHON << ")");
       return;

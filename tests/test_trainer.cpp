@@ -33,6 +33,7 @@
 #include "support.hpp"
 
 using namespace mobilenet;
+using mobilenet::test::run;
 using mobilenet::test::run_python;
 using mobilenet::test::TempDir;
 
@@ -60,6 +61,38 @@ std::vector<double> read_numbers(const std::string& path) {
   return v;
 }
 }  // namespace
+
+TEST_CASE("run_process hands every argument to the child unparsed, edits its environment, and "
+          "reports exit codes and start failures") {
+  // Python's sys.argv and json.dumps are the reference for what the child received.
+  ::setenv("MOBILENET_TEST_UNSET_ME", "1", 1);
+  const auto r = run_process(
+      {MOBILENET_PYTHON, "-c",
+       "import sys,json,os;print(json.dumps([sys.argv[1:],os.environ.get('MOBILENET_TEST_SET'),"
+       "os.environ.get('MOBILENET_TEST_UNSET_ME')]))",
+       "a b", "it's", "\"q\"", "$(touch /tmp/mobilenet-pwned)", "*", ";|&", ""},
+      ProcessOptions()
+          .capture_stdout(true)
+          .set_env("MOBILENET_TEST_SET", "v=1 2")
+          .unset_env({"MOBILENET_TEST_UNSET_ME"}));
+  ::unsetenv("MOBILENET_TEST_UNSET_ME");
+  CHECK(r.ok());
+  CHECK(r.out == R"x([["a b", "it's", "\"q\"", "$(touch /tmp/mobilenet-pwned)", "*", ";|&", ""], "v=1 2", null])x"
+                 "\n");
+  CHECK_FALSE(std::filesystem::exists("/tmp/mobilenet-pwned"));
+  CHECK(run_process({MOBILENET_PYTHON, "-c", "import sys; sys.exit(3)"}).exit_code == 3);
+  CHECK(run_process({MOBILENET_PYTHON, "-c", "import os; print(os.getcwd())"},
+                    ProcessOptions().capture_stdout(true).directory("/"))
+            .out == "/\n");
+  try {
+    run_process({"/nonexistent/mobilenet-no-such-program", "x"});
+    FAIL("no error for a missing program");
+  } catch (const ProcessError& e) {
+    CHECK(e.error_number() == ENOENT);
+    CHECK(e.program() == "/nonexistent/mobilenet-no-such-program");
+  }
+  CHECK_THROWS_AS(run_process({}), std::invalid_argument);
+}
 
 TEST_CASE("GradScaler skips the step and backs off the scale on inf gradients") {
   auto w = torch::ones({3}, torch::requires_grad());
@@ -215,7 +248,7 @@ TEST_CASE("make_optimizer's AdamW rounds as this stack's Python torch.optim.Adam
     auto bytes = torch::pickle_save(c10::IValue(data));
     std::ofstream(dir / "in.pt", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   }
-  REQUIRE(run_python("adamw_reference.py", dir / "in.pt " + dir / "out.txt") == 0);
+  REQUIRE(run_python("adamw_reference.py", {dir / "in.pt", dir / "out.txt"}) == 0);
   struct One : torch::nn::Module {
     torch::Tensor w;
   } module;
@@ -286,12 +319,12 @@ TEST_CASE("make_optimizer keeps weight decay off BN parameters and biases") {
 TEST_CASE("LR schedules equal PyTorch's OneCycleLR and warm-up + CosineAnnealingLR") {
   TempDir dir("sched");
   const int64_t total = 50;
-  REQUIRE(run_python("schedule_ref.py", "onecycle 0.1 50 0.3 25 10000 " + dir / "o.txt") == 0);
+  REQUIRE(run_python("schedule_ref.py", {"onecycle", "0.1", "50", "0.3", "25", "10000", dir / "o.txt"}) == 0);
   auto ref = read_numbers(dir / "o.txt");
   REQUIRE(ref.size() == total);
   LrSchedule onecycle(LrScheduleOptions("onecycle", 0.1, total));
   for (int64_t s = 0; s < total; ++s) CHECK(onecycle.lr(s) == doctest::Approx(ref[s]).epsilon(1e-9));
-  REQUIRE(run_python("schedule_ref.py", "cosine 0.1 50 5 0.001 " + dir / "c.txt 2>/dev/null") == 0);
+  REQUIRE(run_python("schedule_ref.py", {"cosine", "0.1", "50", "5", "0.001", dir / "c.txt"}, /*quiet=*/true) == 0);
   ref = read_numbers(dir / "c.txt");
   REQUIRE(ref.size() == total);
   LrSchedule cosine(LrScheduleOptions("cosine", 0.1, total).warmup_steps(5).min_lr(0.001));
@@ -597,12 +630,10 @@ TEST_CASE("a checkpoint with a flipped byte, or cut short, is refused with a cle
   // Still a zip, and the comment's CRC32 is that of every byte before it (Python's zipfile
   // and zlib as the reference).
   const std::string check =
-      std::string(MOBILENET_PYTHON) +
-      " -c \"import sys,zipfile,zlib;d=open(sys.argv[1],'rb').read();z=zipfile.ZipFile(sys.argv[1]);"
+      "import sys,zipfile,zlib;d=open(sys.argv[1],'rb').read();z=zipfile.ZipFile(sys.argv[1]);"
       "c=z.comment;assert z.testzip() is None;assert c.startswith(b'mobilenet checkpoint crc32=');"
-      "assert int(c[-8:],16)==zlib.crc32(d[:len(d)-len(c)]),c\" " +
-      path;
-  CHECK(std::system(check.c_str()) == 0);
+      "assert int(c[-8:],16)==zlib.crc32(d[:len(d)-len(c)]),c";
+  CHECK(run(MOBILENET_PYTHON, {"-c", check, path}) == 0);
 
   auto flipped = good;
   flipped[flipped.size() / 2] ^= 0x10;  // inside the largest tensor: LibTorch alone would not notice

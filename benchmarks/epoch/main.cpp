@@ -111,8 +111,7 @@ int main(int argc, char** argv) {
   const std::string script = std::string(MOBILENET_BENCH_DIR) + "/python_baseline.py";
   if (!std::filesystem::exists(dir + "/instances.json")) {
     std::printf("writing %lld JPEGs to %s ...\n", static_cast<long long>(images), dir.c_str());
-    bench::run_python(script + " generate " + dir + " " + std::to_string(images) + " " +
-                      std::to_string(classes));
+    bench::run_python(script, {"generate", dir, std::to_string(images), std::to_string(classes)});
   }
   Setup s;
   s.size = size;

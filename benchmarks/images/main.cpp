@@ -102,7 +102,7 @@ int run_benchmark(int argc, char** argv) {
   };
   if (!std::filesystem::exists(path(images - 1))) {
     std::printf("writing %lld JPEGs to %s ...\n", static_cast<long long>(images), dir.c_str());
-    bench::run_python(script + " generate " + dir + " " + std::to_string(images));
+    bench::run_python(script, {"generate", dir, std::to_string(images)});
   }
   std::vector<mobilenet::Sample> samples;
   std::vector<std::vector<uint8_t>> bytes;
