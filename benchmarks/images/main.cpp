@@ -242,6 +242,38 @@ int run_benchmark(int argc, char** argv) {
     harness.report(s.wall);
     if (!s.workers.cpp.empty()) harness.report(s.workers);
   }
+  // Where the C++ time goes beyond the decode (square modes): the uint8 resample alone, and
+  // PIL's resize alone on the same decode, each the median over the images.
+  std::printf("stages (square modes, ms per image, CPU time, medians over the first %lld images)\n",
+              static_cast<long long>(std::min<int64_t>(images, 50)));
+  for (const auto& m : modes) {
+    if (m.rfind("square", 0) != 0) continue;
+    const int64_t size = std::stoll(m.substr(6));
+    const auto geometry = mobilenet::Transform().resize(size, size);
+    std::vector<double> decode_ms, resample_ms;
+    for (int64_t i = 0; i < std::min<int64_t>(images, 50); ++i) {
+      const auto& b = bytes[size_t(i)];
+      constexpr int kReps = 20;
+      double c = bench::cpu_now();
+      for (int k = 0; k < kReps; ++k) geometry.decode_only(b.data(), b.size(), path(i), 0);
+      decode_ms.push_back((bench::cpu_now() - c) / kReps * 1e3);
+      const auto img = geometry.decode_only(b.data(), b.size(), path(i), 0);
+      const mobilenet::DecodedImage copy{img.pixels.clone(), img.original, img.scaled, img.left, img.top};
+      mobilenet::SampleRng rng(0);
+      const auto plan = geometry.plan(copy.original, rng);
+      c = bench::cpu_now();
+      for (int k = 0; k < kReps; ++k) mobilenet::Transform::resample(copy, plan);
+      resample_ms.push_back((bench::cpu_now() - c) / kReps * 1e3);
+    }
+    std::printf("  %-10s C++ decode %.3f, C++ resample %.3f", m.c_str(), bench::median(decode_ms),
+                bench::median(resample_ms));
+    for (auto* c : {simd.get(), &python}) {
+      if (!c) continue;
+      std::printf(", %s resize %.3f", c == &python ? "Pillow" : "pillow-simd",
+                  c->round("resize " + m).at("resize_ms"));
+    }
+    std::printf("\n");
+  }
   std::printf("per round\n");
   for (const auto& s : series) {
     harness.report_rounds(s.best);

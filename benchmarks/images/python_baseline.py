@@ -15,6 +15,8 @@ Commands:
   core SIDE MODE  -> per_core_img_per_s (torch threads 1, per CPU second) and
                      per_core_wall_img_per_s; -1 when the side's library is absent
   workers MODE    -> workers2_img_per_s (the pil side in a DataLoader, 2 worker processes)
+  resize MODE     -> resize_ms: PIL's resize alone (median over the images, CPU time) from
+                     the decode that pil_draft makes (draft scale), square modes
   agree SIDE MODE FILE K -> max_abs, mean_abs: the side's uint8 resize (no flip) of the first
                      K images against FILE, the C++ side's K x S x S x 3 uint8 output
 MODE: rrcS (RandomResizedCrop(S), scale (0.08, 1), ratio (3/4, 4/3)) or squareS (the
@@ -237,6 +239,23 @@ def serve(d, n, repeats):
             worst, total = max(worst, int(diff.max())), total + float(diff.mean())
         return {"max_abs": worst, "mean_abs": total / k}
 
+    def resize(mode):
+        from PIL import Image
+        s = int(mode[6:])
+        times = []
+        for p in paths[:50]:
+            with Image.open(p) as im:
+                w, h = im.size
+                f = dct_factor(w, h, s)
+                im.draft("RGB", (max(1, w // f), max(1, h // f)))
+                im = im.convert("RGB")
+            im.resize((s, s), Image.BILINEAR)
+            c = time.process_time()
+            for _ in range(20):
+                im.resize((s, s), Image.BILINEAR)
+            times.append((time.process_time() - c) / 20 * 1e3)
+        return {"resize_ms": float(np.median(times))}
+
     sj = importlib.util.find_spec("simplejpeg")
     extra = {"pil": PIL.__version__, "simplejpeg": "absent"}
     if sj is not None:
@@ -244,7 +263,7 @@ def serve(d, n, repeats):
         extra["simplejpeg"] = simplejpeg.__version__
     from PIL import features
     extra["pil_libjpeg_turbo"] = features.version("libjpeg_turbo") or "?"
-    bench_child.serve({"core": core, "workers": workers, "agree": agree}, extra_info=extra)
+    bench_child.serve({"core": core, "workers": workers, "agree": agree, "resize": resize}, extra_info=extra)
 
 
 if __name__ == "__main__":
