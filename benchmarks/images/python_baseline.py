@@ -15,7 +15,7 @@ Commands:
   core SIDE MODE  -> per_core_img_per_s (torch threads 1, per CPU second) and
                      per_core_wall_img_per_s; -1 when the side's library is absent
   workers MODE    -> workers2_img_per_s (the pil side in a DataLoader, 2 worker processes)
-  resize MODE     -> resize_ms: PIL's resize alone (median over the images, CPU time) from
+  resize MODE     -> resize_ms: PIL's resize alone (median over all images, CPU time) from
                      the decode that pil_draft makes (draft scale), square modes
   agree SIDE MODE FILE K -> max_abs, mean_abs: the side's uint8 resize (no flip) of the first
                      K images against FILE, the C++ side's K x S x S x 3 uint8 output
@@ -92,7 +92,10 @@ class Side:
             self.T = T
         elif name == "tvio":
             import torchvision.io
-            import torchvision.transforms.v2.functional as F
+            try:
+                import torchvision.transforms.v2.functional as F
+            except ImportError:  # torchvision < 0.15 (Debian's 0.14): the same call, v1
+                import torchvision.transforms.functional as F
             self.io, self.F = torchvision.io, F
 
     def pil_uint8(self, path, mode, draft):
@@ -243,7 +246,7 @@ def serve(d, n, repeats):
         from PIL import Image
         s = int(mode[6:])
         times = []
-        for p in paths[:50]:
+        for p in paths:
             with Image.open(p) as im:
                 w, h = im.size
                 f = dct_factor(w, h, s)
@@ -251,9 +254,9 @@ def serve(d, n, repeats):
                 im = im.convert("RGB")
             im.resize((s, s), Image.BILINEAR)
             c = time.process_time()
-            for _ in range(20):
+            for _ in range(5):
                 im.resize((s, s), Image.BILINEAR)
-            times.append((time.process_time() - c) / 20 * 1e3)
+            times.append((time.process_time() - c) / 5 * 1e3)
         return {"resize_ms": float(np.median(times))}
 
     sj = importlib.util.find_spec("simplejpeg")
