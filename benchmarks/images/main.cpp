@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -44,6 +45,28 @@ mobilenet::Transform make_transform(const std::string& mode) {
     return mobilenet::Transform().resize(s, s).horizontal_flip().normalize();
   }
   throw std::runtime_error("unknown mode '" + mode + "' (rrcS or squareS)");
+}
+
+// The geometry alone of a square mode (no flip, no normalisation), for the agreement and
+// stage rows; nullopt for the other modes.
+std::optional<mobilenet::Transform> square_geometry(const std::string& mode) {
+  if (mode.rfind("square", 0) != 0) return std::nullopt;
+  const int64_t s = std::stoll(mode.substr(6));
+  return mobilenet::Transform().resize(s, s);
+}
+
+// What `geometry` decodes for one image (seed 0: a square geometry draws nothing), with the
+// plan that resamples it. The pixels live in decode_only's per-thread buffer.
+struct PlannedDecode {
+  mobilenet::DecodedImage image;
+  mobilenet::GeometryPlan plan;
+};
+PlannedDecode decode_planned(const mobilenet::Transform& geometry, const std::vector<uint8_t>& b,
+                             const std::string& path) {
+  PlannedDecode d{geometry.decode_only(b.data(), b.size(), path, 0), {}};
+  mobilenet::SampleRng rng(0);
+  d.plan = geometry.plan(d.image.original, rng);
+  return d;
 }
 
 // A Python side: its command name in python_baseline.py, its label, and which child runs it.
@@ -137,17 +160,13 @@ int run_benchmark(int argc, char** argv) {
               static_cast<long long>(agree_images));
   const auto agree_file = (std::filesystem::path(dir) / "cpp_resize.u8").string();
   for (const auto& m : modes) {
-    if (m.rfind("square", 0) != 0) continue;
-    const int64_t size = std::stoll(m.substr(6));
-    const auto transform = mobilenet::Transform().resize(size, size);
+    const auto geometry = square_geometry(m);
+    if (!geometry) continue;
     {
       std::ofstream f(agree_file, std::ios::binary);
       for (int64_t i = 0; i < agree_images; ++i) {
-        const auto& b = bytes[size_t(i)];
-        const auto img = transform.decode_only(b.data(), b.size(), path(i), 0);
-        mobilenet::SampleRng rng(0);
-        const auto plan = transform.plan(img.original, rng);
-        const torch::Tensor out = mobilenet::Transform::resample(img, plan);
+        const auto d = decode_planned(*geometry, bytes[size_t(i)], path(i));
+        const torch::Tensor out = mobilenet::Transform::resample(d.image, d.plan);
         f.write(reinterpret_cast<const char*>(out.data_ptr<uint8_t>()), out.numel());
       }
       if (!f) throw std::runtime_error("could not write " + agree_file);
@@ -247,23 +266,20 @@ int run_benchmark(int argc, char** argv) {
   std::printf("stages (square modes, ms per image, CPU time, medians over the %lld images)\n",
               static_cast<long long>(images));
   for (const auto& m : modes) {
-    if (m.rfind("square", 0) != 0) continue;
-    const int64_t size = std::stoll(m.substr(6));
-    const auto geometry = mobilenet::Transform().resize(size, size);
+    const auto geometry = square_geometry(m);
+    if (!geometry) continue;
     std::vector<double> decode_ms, resample_ms;
     for (int64_t i = 0; i < images; ++i) {
       const auto& b = bytes[size_t(i)];
       constexpr int kReps = 5;
       double c = bench::cpu_now();
-      for (int k = 0; k < kReps; ++k) geometry.decode_only(b.data(), b.size(), path(i), 0);
+      for (int k = 0; k < kReps; ++k) geometry->decode_only(b.data(), b.size(), path(i), 0);
       decode_ms.push_back((bench::cpu_now() - c) / kReps * 1e3);
       // No torch op here that runs on the intra-op pool: its threads spin after each parallel
       // region, and this process's CPU time would count the spinning.
-      const auto img = geometry.decode_only(b.data(), b.size(), path(i), 0);
-      mobilenet::SampleRng rng(0);
-      const auto plan = geometry.plan(img.original, rng);
+      const auto d = decode_planned(*geometry, b, path(i));
       c = bench::cpu_now();
-      for (int k = 0; k < kReps; ++k) mobilenet::Transform::resample(img, plan);
+      for (int k = 0; k < kReps; ++k) mobilenet::Transform::resample(d.image, d.plan);
       resample_ms.push_back((bench::cpu_now() - c) / kReps * 1e3);
     }
     std::printf("  %-10s C++ decode %.3f, C++ resample %.3f", m.c_str(), bench::median(decode_ms),

@@ -87,6 +87,7 @@ class Side:
         self.name = name
         self.mean = torch.tensor(MEAN).view(3, 1, 1)
         self.std = torch.tensor(STD).view(3, 1, 1)
+        self._pil = {}  # mode -> the composed torchvision pipeline (pil side)
         if name == "pil":
             import torchvision.transforms as T
             self.T = T
@@ -150,8 +151,6 @@ class Side:
         return chw.float().div_(255).sub_(self.mean).div_(self.std)
 
     def pil_transform(self, mode):
-        if not hasattr(self, "_pil"):
-            self._pil = {}
         if mode not in self._pil:
             T = self.T
             if mode.startswith("rrc"):
