@@ -25,8 +25,11 @@ expect() {
   if "$cmake" -S "$src" -B "$work/$name" "$@" >"$log" 2>&1; then
     echo "FAIL $name: configure succeeded"; failures=$((failures + 1)); return
   fi
-  if tr -s ' \n' ' ' <"$log" | grep -q -- "$pattern"; then
-    echo "ok   $name: $(tr -s ' \n' ' ' <"$log" | grep -o -- "$pattern")"
+  # No `tr | grep -q`: grep -q may exit before tr is done, and a SIGPIPE'd tr fails a pipefail pipeline.
+  local flat
+  flat=$(tr -s ' \n' ' ' <"$log")
+  if grep -q -- "$pattern" <<<"$flat"; then
+    echo "ok   $name: $(grep -o -- "$pattern" <<<"$flat")"
   else
     echo "FAIL $name: no '$pattern' in:"; tail -n 20 "$log"; failures=$((failures + 1))
   fi

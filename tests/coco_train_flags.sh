@@ -45,7 +45,7 @@ while read -r name tag key; do
       [[ -v changed[$name] ]] || fail "$name is contracted: give it a changed value in this test"
       contracted+=("$name") ;;
     does_not_change_result)
-      printf '%s\n' "${not_result[@]}" | grep -qx -- "$name" ||
+      [[ " ${not_result[*]} " == *" $name "* ]] ||
         fail "$name is tagged does_not_change_result but is not on this test's reviewed list" ;;
     *) fail "$name: tag '$tag'" ;;
   esac
@@ -66,12 +66,15 @@ paths=(--train-ann "$data/annotations/instances_train.json" --train-images "$dat
        --val-ann "$data/annotations/instances_val.json" --val-images "$data/val" --out "$tmp/run")
 declare -A base=([--image-size]=32 [--batch-size]=8 [--epochs]=1 [--workers]=2 [--threads]=2)
 # with ARGS...: sets $args to the base run's flags, each replaced where ARGS give it (CLI11
-# refuses a flag given twice).
+# refuses a flag given twice). No `printf | grep -q` here: grep -q exits at its first match,
+# printf may then die of SIGPIPE, and under pipefail the pipeline reads as "not given".
 with() {
   args=("${paths[@]}")
-  local flag
+  local flag word
+  declare -A given=()
+  for word in "$@"; do given[$word]=1; done
   for flag in "${!base[@]}"; do
-    printf '%s\n' "$@" | grep -qx -- "$flag" || args+=("$flag" "${base[$flag]}")
+    [[ -v given[$flag] ]] || args+=("$flag" "${base[$flag]}")
   done
   args+=("$@")
 }

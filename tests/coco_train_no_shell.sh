@@ -18,7 +18,8 @@ train() {
     --val-ann "$tmp/data/annotations/instances_val.json" --val-images "$tmp/data/val" \
     --image-size 32 --batch-size 8 --epochs 1 --workers 1 --threads 2 --out "$1"
 }
-pwned() { find "$tmp" "$build" -name PWNED | grep -q . || [[ -e $HOME/PWNED && ! -e $tmp/home_had_pwned ]]; }
+# -print -quit, not `find | grep -q`: under pipefail a find killed by SIGPIPE would read as "none".
+pwned() { [[ -n $(find "$tmp" "$build" -name PWNED -print -quit) ]] || [[ -e $HOME/PWNED && ! -e $tmp/home_had_pwned ]]; }
 [[ -e $HOME/PWNED ]] && touch "$tmp/home_had_pwned"
 
 # Balanced single quotes: wrapped in '...' for a shell, as the old std::system call did, the
